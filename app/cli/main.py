@@ -1,0 +1,115 @@
+"""``palidesk``: convert, quantize, inspect and run PaliGemma 2 models from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from app import __version__
+from app.cli.progress_printer import ProgressPrinter
+from app.errors import PaliDeskError
+from app.tasks import LANGUAGES, CaptionStyle, TaskKind
+
+QUANT_TYPES = ("Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16", "BF16")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="palidesk",
+        description="Run Google's PaliGemma 2 locally on llama.cpp.",
+    )
+    parser.add_argument("--version", action="version", version=f"palidesk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show llama.cpp's log")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    convert = sub.add_parser("convert", help="convert a Hugging Face checkpoint to GGUF")
+    convert.add_argument("hf_dir", type=Path, help="checkpoint folder (config.json, safetensors)")
+    convert.add_argument("--out", type=Path, required=True, help="model folder to write")
+    convert.add_argument("--outtype", choices=("f32", "f16", "bf16"), default="f16")
+
+    quantize = sub.add_parser("quantize", help="add a quantized text model to a model folder")
+    quantize.add_argument("model_dir", type=Path)
+    quantize.add_argument("--type", required=True, type=str.upper, choices=QUANT_TYPES)
+    quantize.add_argument("--threads", type=int)
+
+    info = sub.add_parser("info", help="show what a model folder holds")
+    info.add_argument("model_dir", type=Path)
+
+    run = sub.add_parser("run", help="run a task on images")
+    run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    run.add_argument("--model", type=Path, required=True, help="model folder")
+    run.add_argument("--quant", help="text model type (case-insensitive); default: best present")
+    run.add_argument("--task", required=True, choices=[k.value for k in TaskKind])
+    run.add_argument("--prompt", help="question (ask), answer (question) or custom prompt")
+    run.add_argument("--lang", default="en", help=f"one of: {' '.join(LANGUAGES)}")
+    run.add_argument("--caption-style", choices=[s.value for s in CaptionStyle],
+                     default=CaptionStyle.CAPTION.value,
+                     help="cap = short, caption = COCO-style, describe = detailed")
+    run.add_argument("--classes", default="", help='objects to find, e.g. "cat;dog"')
+    run.add_argument("--max-tokens", type=int, default=128)
+    run.add_argument("--threads", type=int)
+    run.add_argument("--gpu-layers", type=int, default=0, help="-1 = all (GPU builds only)")
+    run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    run.add_argument("--top-k", type=int, default=0)
+    run.add_argument("--top-p", type=float, default=1.0)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--json", action="store_true",
+                     help="one JSON object per image on stdout, nothing else")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "convert":
+            return _convert(args)
+        if args.command == "quantize":
+            return _quantize(args)
+        if args.command == "info":
+            from app.cli.info_command import print_info
+
+            return print_info(args.model_dir)
+        from app.cli.run_command import run_command
+
+        return run_command(args)
+    except PaliDeskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ncancelled", file=sys.stderr)
+        return 130
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from app.convert.converter import convert_checkpoint
+
+    with ProgressPrinter() as printer:
+        manifest = convert_checkpoint(args.hf_dir, args.out, args.outtype, progress=printer)
+    for entry in manifest.files:
+        print(f"wrote {args.out / entry.name} ({entry.size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from app.models.quantize import quantize_folder
+
+    with ProgressPrinter() as printer:
+        target = quantize_folder(args.model_dir, args.type, threads=args.threads,
+                                 progress=printer)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

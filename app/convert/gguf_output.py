@@ -1,0 +1,86 @@
+"""Write a GGUF file tensor by tensor, under a temporary name until it is complete."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType as QType
+from gguf import GGUFWriter
+
+from app.convert.tensor_plan import PlannedTensor, encode
+from app.errors import ConversionError, PaliDeskError
+from app.progress import CancelFlag, ProgressCallback, ProgressEvent
+
+PARTIAL_SUFFIX = ".partial"
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it into place only on success.
+
+    An interrupted run (error, cancel, power cut) leaves at most a ``*.partial`` file,
+    never one that looks complete.
+    """
+    temp = final.with_name(final.name + PARTIAL_SUFFIX)
+    try:
+        yield temp
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def disk_error(exc: OSError, path: Path) -> PaliDeskError:
+    """Turn an OSError into words for the user (a full disk is the common case)."""
+    if exc.errno == errno.ENOSPC:
+        return ConversionError(
+            f"The disk is full while writing {path.name}. Free some space and try again; "
+            "nothing incomplete was left behind."
+        )
+    return ConversionError(f"Cannot write {path}: {exc.strerror or exc}.")
+
+
+def write_gguf(
+    path: Path,
+    arch: str,
+    add_metadata: Callable[[GGUFWriter], None],
+    plan: list[PlannedTensor],
+    *,
+    progress: ProgressCallback,
+    cancel: CancelFlag | None = None,
+    stage: str = "convert",
+) -> None:
+    """Write ``plan`` to ``path`` (atomically), reading one tensor at a time."""
+    try:
+        with atomic_path(path) as temp:
+            writer = GGUFWriter(temp, arch)
+            add_metadata(writer)
+            for tensor in plan:
+                if tensor.qtype == QType.BF16:
+                    writer.add_tensor_info(tensor.name, tensor.shape, np.dtype(np.uint16),
+                                           tensor.nbytes, raw_dtype=QType.BF16)
+                else:
+                    dtype = np.float32 if tensor.qtype == QType.F32 else np.float16
+                    writer.add_tensor_info(tensor.name, tensor.shape, np.dtype(dtype),
+                                           tensor.nbytes)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            for index, tensor in enumerate(plan):
+                if cancel is not None:
+                    cancel.check("The conversion")
+                data = encode(tensor.load(), tensor.qtype)
+                if data.nbytes != tensor.nbytes:  # pragma: no cover - plan bug guard
+                    raise ConversionError(f"Internal error: size of {tensor.name} changed.")
+                writer.write_tensor_data(data)
+                del data
+                progress(ProgressEvent(stage, index + 1, len(plan),
+                                       f"{path.name}: {tensor.name}"))
+            writer.close()
+    except OSError as exc:
+        raise disk_error(exc, path) from exc

@@ -1,0 +1,113 @@
+"""Read safetensors shards one tensor at a time, without loading whole files.
+
+Our own reader (the format is a JSON header plus raw little-endian data) because numpy has
+no bfloat16 and PaliGemma checkpoints are usually bf16: we widen each tensor to float32
+as it is read, from a memory map, so peak memory stays near the largest single tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.errors import ConversionError
+
+# safetensors dtype -> (numpy dtype of the stored words, bytes per element)
+_DTYPES: dict[str, tuple[np.dtype, int]] = {
+    "F32": (np.dtype("<f4"), 4),
+    "F16": (np.dtype("<f2"), 2),
+    "BF16": (np.dtype("<u2"), 2),
+    "F64": (np.dtype("<f8"), 8),
+}
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """Where one tensor lives in one shard."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    path: Path
+    begin: int  # absolute byte offset in the file
+    end: int
+
+
+def read_header(path: Path) -> dict[str, TensorEntry]:
+    """Parse one safetensors file's header into entries (no tensor data is read)."""
+    try:
+        with path.open("rb") as f:
+            raw_len = f.read(8)
+            if len(raw_len) != 8:
+                raise ConversionError(f"{path.name} is empty or truncated.")
+            (header_len,) = struct.unpack("<Q", raw_len)
+            if header_len > 100_000_000:
+                raise ConversionError(f"{path.name} is not a safetensors file.")
+            header = json.loads(f.read(header_len))
+            size = path.stat().st_size
+    except (OSError, ValueError) as exc:
+        raise ConversionError(f"Cannot read {path.name}: {exc}.") from exc
+    base = 8 + header_len
+    entries: dict[str, TensorEntry] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = (base + int(o) for o in info["data_offsets"])
+        if end > size:
+            raise ConversionError(
+                f"{path.name} is truncated: tensor {name} ends at byte {end} but the file has "
+                f"{size} bytes. Download it again."
+            )
+        entries[name] = TensorEntry(
+            name, info["dtype"], tuple(int(d) for d in info["shape"]), path, begin, end
+        )
+    return entries
+
+
+class SafetensorsFiles:
+    """All tensors of a checkpoint, across its shards, read lazily as float32."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.entries: dict[str, TensorEntry] = {}
+        for path in paths:
+            self.entries.update(read_header(path))
+        self._maps: dict[Path, mmap.mmap] = {}
+
+    def dtypes(self) -> set[str]:
+        return {entry.dtype for entry in self.entries.values()}
+
+    def read(self, name: str) -> np.ndarray:
+        """Return tensor ``name`` as a new float32 array."""
+        entry = self.entries[name]
+        if entry.dtype not in _DTYPES:
+            raise ConversionError(
+                f"Tensor {name} is stored as {entry.dtype}; only F32, F16 and BF16 "
+                "checkpoints can be converted."
+            )
+        word, width = _DTYPES[entry.dtype]
+        count = (entry.end - entry.begin) // width
+        # A view into the memory map: no copy until the widening below.
+        data = np.frombuffer(self._map(entry.path), dtype=word, count=count, offset=entry.begin)
+        data = data.reshape(entry.shape)
+        if entry.dtype == "BF16":
+            # bfloat16 is the top half of a float32: shift the words into place, in place.
+            wide = data.astype(np.uint32)
+            wide <<= 16
+            return wide.view(np.float32)
+        return data.astype(np.float32)
+
+    def _map(self, path: Path) -> mmap.mmap:
+        if path not in self._maps:
+            with path.open("rb") as f:
+                self._maps[path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return self._maps[path]
+
+    def close(self) -> None:
+        for mapped in self._maps.values():
+            mapped.close()
+        self._maps.clear()

@@ -1,0 +1,111 @@
+"""``palidesk quantize``: make a quantized text GGUF with llama.cpp's own quantizer.
+
+Only the text model is quantized. The vision file stays F16: its parity with the
+reference was measured at F16, and it is small next to the decoder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import re
+from pathlib import Path
+
+import llama_cpp
+
+from app.convert.converter import text_file_name
+from app.convert.gguf_output import atomic_path, disk_error
+from app.engine.llama_library import default_threads, ensure_backend
+from app.errors import QuantizationError
+from app.models.manifest import describe_file, write_manifest
+from app.models.model_folder import QUALITY_ORDER, ModelFolder
+from app.progress import ProgressCallback, ProgressEvent, no_progress
+
+FTYPES: dict[str, int] = {
+    "Q2_K": llama_cpp.LLAMA_FTYPE_MOSTLY_Q2_K,
+    "Q3_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q3_K_M,
+    "Q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+    "Q4_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
+    "Q5_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q5_K_M,
+    "Q6_K": llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K,
+    "Q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
+    "F16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16,
+    "BF16": llama_cpp.LLAMA_FTYPE_MOSTLY_BF16,
+}
+# Quantize from the most precise file present.
+_SOURCE_ORDER = ("F32", "BF16", "F16")
+# llama.cpp logs one line per tensor: "[  12/ 291]   blk.0.attn_q.weight - [...]"
+_TENSOR_LINE = re.compile(r"\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
+
+
+class _ProgressFromLog(logging.Handler):
+    """Turns the quantizer's per-tensor log lines into progress events."""
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        super().__init__(logging.DEBUG)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _TENSOR_LINE.search(record.getMessage())
+        if match:
+            done, total, name = int(match[1]), int(match[2]), match[3]
+            self.progress(ProgressEvent("quantize", done, total, name))
+
+
+def quantize_folder(
+    folder: Path,
+    type_: str,
+    *,
+    threads: int | None = None,
+    progress: ProgressCallback = no_progress,
+) -> Path:
+    """Write ``text-<type>.gguf`` into ``folder`` and record it in the manifest."""
+    target_type = type_.upper()
+    if target_type not in FTYPES:
+        raise QuantizationError(
+            f"Unknown quantization {type_!r}; choose one of {', '.join(FTYPES)}."
+        )
+    model = ModelFolder(folder)
+    sources = [t for t in _SOURCE_ORDER if t in model.text_types()]
+    if not sources:
+        raise QuantizationError(
+            f"{folder} has no unquantized text file (F32, BF16 or F16) to quantize from; "
+            "convert the checkpoint again."
+        )
+    source_entry = model.manifest.file("text", sources[0])
+    assert source_entry is not None
+    source = Path(folder) / source_entry.name
+    target = Path(folder) / text_file_name(target_type)
+    if target == source:
+        raise QuantizationError(f"{target.name} already exists: it is the source file.")
+
+    ensure_backend()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = FTYPES[target_type]
+    params.nthread = threads or default_threads()
+    handler = _ProgressFromLog(progress)
+    llama_log = logging.getLogger("palidesk.llama")
+    previous_level = llama_log.level
+    llama_log.addHandler(handler)
+    llama_log.setLevel(logging.DEBUG)
+    try:
+        with atomic_path(target) as temp:
+            status = llama_cpp.llama_model_quantize(
+                str(source).encode(), str(temp).encode(), ctypes.byref(params)
+            )
+            if status != 0 or not temp.exists():
+                raise QuantizationError(
+                    f"llama.cpp could not quantize {source.name} to {target_type} "
+                    "(see the log for details; a full disk is a common cause)."
+                )
+    except OSError as exc:
+        raise disk_error(exc, target) from exc
+    finally:
+        llama_log.removeHandler(handler)
+        llama_log.setLevel(previous_level)
+    model.manifest.put_file(describe_file(target, "text", target_type))
+    model.manifest.files.sort(
+        key=lambda f: (f.role, QUALITY_ORDER.index(f.type) if f.type in QUALITY_ORDER else 99)
+    )
+    write_manifest(Path(folder), model.manifest)
+    return target
