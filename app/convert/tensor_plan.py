@@ -144,9 +144,8 @@ def check_tensors(ck: Checkpoint) -> None:
     present = {name for name in ck.names if name != "lm_head.weight"}
     missing = sorted(set(expected) - present)
     if missing:
-        raise ConversionError(
-            f"The checkpoint lacks {len(missing)} tensor(s), e.g. {ck.names.get(missing[0], missing[0])}."
-        )
+        first = ck.names.get(missing[0], missing[0])
+        raise ConversionError(f"The checkpoint lacks {len(missing)} tensor(s), e.g. {first}.")
     unknown = sorted(present - set(expected))
     if unknown:
         raise ConversionError(
@@ -174,11 +173,7 @@ def text_plan(ck: Checkpoint, outtype: str) -> list[PlannedTensor]:
     qtype = OUT_TYPES[outtype]
     plan = []
     for name, shape in _expected_text_shapes(ck).items():
-        for pattern, template, gemma_norm in _TEXT_RULES:
-            if pattern.fullmatch(name):
-                break
-        else:  # pragma: no cover - the rules cover every expected name
-            raise ConversionError(f"No GGUF name for tensor {name!r}.")
+        pattern, template, gemma_norm = next(r for r in _TEXT_RULES if r[0].fullmatch(name))
 
         def load(name: str = name, gemma_norm: bool = gemma_norm) -> np.ndarray:
             values = ck.read(name)

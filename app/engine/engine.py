@@ -200,7 +200,8 @@ class Engine:
                 raise EngineError("mtmd could not prepare the image.")
             for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks)):
                 chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
-                if mtmd_cpp.mtmd_input_chunk_get_type(chunk) != mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_IMAGE:
+                kind = mtmd_cpp.mtmd_input_chunk_get_type(chunk)
+                if kind != mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_IMAGE:
                     continue
                 n_tokens = mtmd_cpp.mtmd_input_chunk_get_n_tokens(chunk)
                 if n_tokens != pair.image_tokens:

@@ -32,8 +32,9 @@ class TokenEmbeddingTable:
         block, block_bytes = GGML_QUANT_SIZES[self.qtype]
         self.row_bytes = self.hidden // block * block_bytes
         self._offset = tensor.offset
-        self._file = Path(header.path).open("rb")
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        with Path(header.path).open("rb") as f:
+            # The map stays valid after the file object is closed.
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
     def rows(self, ids: list[int]) -> np.ndarray:
         out = np.empty((len(ids), self.hidden), dtype=np.float32)
@@ -48,4 +49,3 @@ class TokenEmbeddingTable:
     def close(self) -> None:
         if not self._map.closed:
             self._map.close()
-            self._file.close()
