@@ -37,3 +37,15 @@ class Cancelled(PaliDeskError):
 
 class TaskError(PaliDeskError):
     """A task was asked with arguments it cannot use (no question, no classes...)."""
+
+
+class SettingsError(PaliDeskError):
+    """The settings file cannot be written (disk full, no permission...)."""
+
+
+class HistoryError(PaliDeskError):
+    """The history database cannot be opened, read or written."""
+
+
+class ExportError(PaliDeskError):
+    """Results cannot be exported (disk full, no permission, bad destination...)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ class EngineConfig:
     threads: int | None = None
     max_prompt_tokens: int = 256
     max_new_tokens_limit: int = 512
+    # None = llama.cpp decides (on for CPU). Off computes attention in F32 throughout.
+    flash_attention: bool | None = None
+    vision_flash_attention: bool | None = None
+    kv_cache_f32: bool = False
 
 
 class Engine:
@@ -103,6 +108,9 @@ class Engine:
             cparams.n_threads = threads
             cparams.n_threads_batch = threads
             cparams.abort_callback = self._abort_cb
+            cparams.flash_attn_type = _flash_type(config.flash_attention)
+            if config.kv_cache_f32:
+                cparams.type_k = cparams.type_v = llama_cpp.GGML_TYPE_F32
             self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
             if not self._ctx:
                 raise EngineError("llama.cpp could not create a context (out of memory?).")
@@ -111,6 +119,7 @@ class Engine:
             vparams.n_threads = threads
             vparams.print_timings = False
             vparams.warmup = False
+            vparams.flash_attn_type = _flash_type(config.vision_flash_attention)
             self._mtmd = mtmd_cpp.mtmd_init_from_file(
                 str(pair.vision.path).encode(), self._model, vparams
             )
@@ -122,8 +131,7 @@ class Engine:
             self.unload()
             raise
         self.pair = pair
-        self.config = EngineConfig(gpu_layers, threads, config.max_prompt_tokens,
-                                   config.max_new_tokens_limit)
+        self.config = dataclasses.replace(config, gpu_layers=gpu_layers, threads=threads)
 
     def unload(self) -> None:
         """Free every llama.cpp/mtmd object (safe to call twice)."""
@@ -382,6 +390,14 @@ class Engine:
             out.append(step.copy())
             pos += 1
         return np.stack(out)
+
+
+def _flash_type(flag: bool | None) -> int:
+    if flag is None:
+        return llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+    if flag:
+        return llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    return llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
 
 
 def choose_token(logits: np.ndarray, options: GenerationOptions,

@@ -1,0 +1,117 @@
+"""One stored result: what ran on which image with which model, and what came out."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.tasks.parsing import DetectedObject
+
+if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
+    from app.tasks.task_runner import TaskResult
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC text, e.g. ``2025-01-31T12:00:00+00:00``."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes (the same image under another name still matches)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        while block := file.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def object_from_dict(data: Mapping[str, Any]) -> DetectedObject:
+    """Rebuild a DetectedObject from ``DetectedObject.to_dict()`` output."""
+    x_min, y_min, x_max, y_max = (float(value) for value in data["box"])
+    y_lo, x_lo, y_hi, x_hi = (int(value) for value in data["loc"])
+    seg_codes = data.get("seg_codes")
+    return DetectedObject(
+        label=str(data["label"]),
+        box=(x_min, y_min, x_max, y_max),
+        loc=(y_lo, x_lo, y_hi, x_hi),
+        seg_codes=None if seg_codes is None else tuple(int(code) for code in seg_codes),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryRecord:
+    """A result as the history keeps it; ``id`` is None until ``HistoryStore.add``.
+
+    ``image_sha256`` is "" when the image was not a readable file (e.g. pasted), and such
+    a record never counts as "already done" for a batch run.
+    """
+
+    image_path: str
+    image_sha256: str
+    image_width: int
+    image_height: int
+    task: str
+    prompt: str
+    model: str  # the model folder's name
+    quantization: str
+    text: str  # the raw output, special tokens included
+    objects: list[DetectedObject] = field(default_factory=list)
+    timings: dict[str, float | int | bool] = field(default_factory=dict)
+    stop_reason: str = ""
+    tokens: list[int] = field(default_factory=list)
+    created: str = field(default_factory=utc_now)
+    id: int | None = None
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the original image in pixels."""
+        return (self.image_width, self.image_height)
+
+    @classmethod
+    def from_task_result(
+        cls, result: TaskResult, image_path: Path | str, model: str, quantization: str
+    ) -> HistoryRecord:
+        """Make a record of ``result``, hashing the image file at ``image_path``."""
+        try:
+            digest = file_sha256(image_path)
+        except OSError:
+            digest = ""  # a pasted or since-deleted image: keep the result all the same
+        width, height = result.result.image_size
+        return cls(
+            image_path=str(image_path),
+            image_sha256=digest,
+            image_width=int(width),
+            image_height=int(height),
+            task=result.task,
+            prompt=result.prompt,
+            model=model,
+            quantization=quantization,
+            text=result.result.text,
+            objects=list(result.objects),
+            timings=result.result.timings.to_dict(),
+            stop_reason=result.result.stop_reason,
+            tokens=list(result.result.tokens),
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict; shares its names with ``TaskResult.to_json`` where they overlap."""
+        return {
+            "id": self.id,
+            "created": self.created,
+            "image": self.image_path,
+            "image_sha256": self.image_sha256,
+            "image_size": [self.image_width, self.image_height],
+            "task": self.task,
+            "prompt": self.prompt,
+            "model": self.model,
+            "quantization": self.quantization,
+            "text": self.text,
+            "objects": [obj.to_dict() for obj in self.objects],
+            "timings": dict(self.timings),
+            "stop_reason": self.stop_reason,
+            "tokens": list(self.tokens),
+        }
