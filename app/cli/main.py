@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--type", required=True, type=str.upper, choices=QUANT_TYPES)
     quantize.add_argument("--threads", type=int)
 
+    gui = sub.add_parser("gui", help="open the PaliDesk window (the default)")
+    gui.add_argument("images", nargs="*", type=Path, metavar="IMAGE")
+
     info = sub.add_parser("info", help="show what a model folder holds")
     info.add_argument("model_dir", type=Path)
 
@@ -68,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
+        if args.command in (None, "gui"):
+            from app.ui.app import run_gui
+
+            return run_gui(images=getattr(args, "images", None))
         if args.command == "convert":
             return _convert(args)
         if args.command == "quantize":

@@ -1,0 +1,1 @@
+"""The PaliDesk window (PySide6). The only package that may import Qt."""

@@ -1,0 +1,41 @@
+"""Start the window: QApplication, the stores it uses, and the main window."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+
+def run_gui(argv: list[str] | None = None, images: list[Path] | None = None) -> int:
+    """Open the PaliDesk window (optionally with ``images`` queued); returns the exit code."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from app.history import HistoryStore, default_history_path
+    from app.settings import SettingsStore, default_settings_path
+    from app.ui.main_window import MainWindow
+
+    # Follow the system's light/dark scheme and scale crisply on HiDPI screens (Qt 6
+    # does both by default; rounding policy keeps fractional scales sharp).
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("PaliDesk")
+    app.setOrganizationName("PaliDesk")
+    app.setDesktopFileName("palidesk")
+    logging.basicConfig(level=logging.WARNING)
+    history_path = default_history_path()
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    window = MainWindow(SettingsStore(default_settings_path()), HistoryStore(history_path),
+                        Path(user_cache_dir("PaliDesk", appauthor=False)))
+    if images:
+        window.queue.add_paths(images)
+    window.show()
+    code = app.exec()
+    window.history.close()
+    return code

@@ -1,0 +1,39 @@
+"""A dismissible line of notices above the image: never a blocking dialog for things the
+user only needs to know (skipped files, a settings file kept aside, a failed load)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
+
+
+class NoticeBar(QFrame):
+    """Shows the latest notice; the close button hides it until the next one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.history: list[str] = []
+        self.hide()
+
+    def show_notice(self, message: str, error: bool = False) -> None:
+        self.history.append(message)
+        color = "#c62828" if error else "palette(window-text)"
+        self.label.setStyleSheet(f"color: {color};")
+        self.label.setText(message)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""

@@ -1,0 +1,325 @@
+"""The answer as it streams in: text with a blinking cursor, detections, timings, stop reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QTextCursor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.history.history_record import HistoryRecord
+from app.tasks.parsing import DetectedObject
+
+if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
+    from app.tasks.task_runner import TaskResult
+
+CURSOR_GLYPH = "▍"
+BLINK_MS = 500
+ERROR_STYLE = "color: #c62828;"
+_EOS = "<eos>"
+
+
+def display_text(text: str) -> str:
+    """The output as shown: without the trailing ``<eos>`` the model ends with."""
+    stripped = text.rstrip()
+    return stripped.removesuffix(_EOS) if stripped.endswith(_EOS) else text
+
+
+def format_timings(timings: Mapping[str, object], tokens: int) -> str:
+    """One line such as "Image 1.92 s · first token 5.81 s · 7.1 tokens/s · 24 tokens".
+
+    Takes ``Timings.to_dict()`` (what history records keep); missing values are left out.
+    """
+    parts: list[str] = []
+    encode = _number(timings.get("image_encode_s"))
+    if timings.get("image_cached"):
+        parts.append("Image cached")
+    elif encode is not None:
+        parts.append(f"Image {encode:.2f} s")
+    first = _number(timings.get("first_token_s"))
+    if first is not None and tokens:
+        parts.append(f"first token {first:.2f} s")
+    speed = _number(timings.get("decode_tokens_per_s"))
+    if speed is not None and speed > 0:
+        parts.append(f"{speed:.1f} tokens/s")
+    if timings or tokens:
+        parts.append(f"{tokens} token" + ("" if tokens == 1 else "s"))
+    return " · ".join(parts)
+
+
+def _number(value: object) -> float | None:
+    # History JSON may hold anything; a bool is not a duration even though it is an int.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def stop_reason_text(stop_reason: str, tokens: int) -> str:
+    """A sentence for why generation stopped; "" for a normal end."""
+    if stop_reason == "cancelled":
+        noun = "token" if tokens == 1 else "tokens"
+        return f"Cancelled — kept the {tokens} {noun} generated so far."
+    if stop_reason == "max_tokens":
+        return (
+            f"Stopped at the limit of {tokens} new tokens; raise “Max new tokens” in "
+            "Settings for longer answers."
+        )
+    return ""
+
+
+def _label_color(label: str) -> QColor:
+    # Imported here, not at the top: label_colors is written alongside this panel, and a
+    # missing module must cost the swatch only, never the whole results panel.
+    try:
+        from app.ui.label_colors import color_for_label
+    except ImportError:
+        return QColor(128, 128, 128)
+    return color_for_label(label)
+
+
+class ResultsPanel(QWidget):
+    """Shows one task's output; the window feeds it, it never runs anything itself."""
+
+    _COLUMNS = ("", "Label", "Box (x0, y0, x1, y1)")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._tail = ""  # the cursor glyph currently at the end of the document, if any
+        self._objects: list[DetectedObject] = []
+        self.cursor_timer = QTimer(self)
+        self.cursor_timer.setInterval(BLINK_MS)
+        self.cursor_timer.timeout.connect(self._blink)
+        self._build()
+        self.clear()
+
+    # --- public interface ------------------------------------------------------------
+
+    def start(self, image_name: str, prompt: str) -> None:
+        """Begin showing a new run on ``image_name`` with ``prompt``."""
+        self.clear()
+        self._set_header(image_name, prompt)
+        self._set_tail(CURSOR_GLYPH)
+        self.cursor_timer.start()
+
+    def append_text(self, text: str) -> None:
+        """Add streamed text; the cursor stays visible while tokens arrive."""
+        if not text:
+            return
+        self._text += text
+        cursor = self._end_cursor(len(self._tail))
+        cursor.insertText(text + (CURSOR_GLYPH if self.cursor_timer.isActive() else ""))
+        self._tail = CURSOR_GLYPH if self.cursor_timer.isActive() else ""
+        if self.cursor_timer.isActive():
+            self.cursor_timer.start()  # restart the blink so typing never looks paused
+        self.text_edit.ensureCursorVisible()
+        self._update_buttons()
+
+    def add_object(self, obj: DetectedObject) -> None:
+        """Add a detection as soon as it is complete."""
+        self._objects.append(obj)
+        self._add_row(obj)
+        self._update_buttons()
+
+    def finish(self, result: TaskResult) -> None:
+        """Show the finished result: final text, every object, timings and stop reason."""
+        self._stop_streaming()
+        event = result.result
+        self._set_header(Path(result.image).name, result.prompt)
+        self._show_final(
+            event.text,
+            result.objects,
+            format_timings(event.timings.to_dict(), len(event.tokens)),
+            stop_reason_text(event.stop_reason, len(event.tokens)),
+        )
+
+    def show_record(self, record: HistoryRecord) -> None:
+        """Show a result reopened from the history."""
+        self._stop_streaming()
+        name = Path(record.image_path).name
+        self._set_header(f"{name} — from history, {record.model} {record.quantization}",
+                         record.prompt)
+        self._show_final(
+            record.text,
+            record.objects,
+            format_timings(record.timings, len(record.tokens)),
+            stop_reason_text(record.stop_reason, len(record.tokens)),
+        )
+
+    def show_error(self, message: str) -> None:
+        """Stop streaming and show ``message`` in red; the text so far stays."""
+        self._stop_streaming()
+        self.status_label.setText(message)
+        self.status_label.setStyleSheet(ERROR_STYLE)
+        self.status_label.show()
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self._stop_streaming()
+        self._text = ""
+        self._tail = ""
+        self._objects = []
+        self.text_edit.clear()
+        self.table.setRowCount(0)
+        self.table.hide()
+        self._set_header("", "")
+        self.timings_label.clear()
+        self.timings_label.hide()
+        self.status_label.clear()
+        self.status_label.hide()
+        self._update_buttons()
+
+    def text(self) -> str:
+        """The text shown, without the cursor glyph."""
+        return self._text
+
+    def objects(self) -> list[DetectedObject]:
+        """The detections shown."""
+        return list(self._objects)
+
+    def object_rows(self) -> int:
+        """How many detections the table lists."""
+        return self.table.rowCount()
+
+    def copy_text(self) -> None:
+        """Put the text on the clipboard."""
+        QGuiApplication.clipboard().setText(self._text)
+
+    def copy_detections(self) -> None:
+        """Put the detections on the clipboard as a JSON list of ``to_dict()``."""
+        data = [obj.to_dict() for obj in self._objects]
+        QGuiApplication.clipboard().setText(json.dumps(data, indent=2, ensure_ascii=False))
+
+    # --- building --------------------------------------------------------------------
+
+    def _build(self) -> None:
+        fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.image_label = QLabel()
+        self.image_label.setTextFormat(Qt.TextFormat.PlainText)
+        bold = self.image_label.font()
+        bold.setBold(True)
+        self.image_label.setFont(bold)
+        self.prompt_label = QLabel()
+        self.prompt_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.prompt_label.setFont(fixed)
+        self.prompt_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.text_edit = QPlainTextEdit()
+        self.text_edit.setReadOnly(True)
+        self.text_edit.setPlaceholderText("The answer appears here.")
+
+        self.table = QTableWidget(0, len(self._COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(self._COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+
+        self.timings_label = QLabel()
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
+
+        self.copy_text_button = QPushButton("Copy text")
+        self.copy_detections_button = QPushButton("Copy detections")
+        self.copy_text_button.clicked.connect(self.copy_text)
+        self.copy_detections_button.clicked.connect(self.copy_detections)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.copy_text_button)
+        buttons.addWidget(self.copy_detections_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.image_label)
+        layout.addWidget(self.prompt_label)
+        layout.addWidget(self.text_edit, 2)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.timings_label)
+        layout.addWidget(self.status_label)
+        layout.addLayout(buttons)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _set_header(self, image_name: str, prompt: str) -> None:
+        self.image_label.setText(image_name)
+        self.prompt_label.setText(prompt)
+        self.prompt_label.setVisible(bool(prompt))
+
+    def _show_final(
+        self, text: str, objects: list[DetectedObject], timings: str, status: str
+    ) -> None:
+        self._text = display_text(text)
+        self._tail = ""
+        self.text_edit.setPlainText(self._text)
+        self._objects = []
+        self.table.setRowCount(0)
+        for obj in objects:
+            self._objects.append(obj)
+            self._add_row(obj)
+        self.table.setVisible(bool(objects))
+        self.timings_label.setText(timings)
+        self.timings_label.setVisible(bool(timings))
+        self.status_label.setText(status)
+        self.status_label.setStyleSheet("")
+        self.status_label.setVisible(bool(status))
+        self._update_buttons()
+
+    def _add_row(self, obj: DetectedObject) -> None:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        swatch = QTableWidgetItem()
+        # A QColor as decoration is painted as a small filled square: the box's colour.
+        swatch.setData(Qt.ItemDataRole.DecorationRole, _label_color(obj.label))
+        self.table.setItem(row, 0, swatch)
+        self.table.setItem(row, 1, QTableWidgetItem(obj.label))
+        box = ", ".join(str(round(value)) for value in obj.box)
+        self.table.setItem(row, 2, QTableWidgetItem(box))
+        self.table.show()
+
+    def _end_cursor(self, select_back: int) -> QTextCursor:
+        """A cursor at the end of the document, selecting the last ``select_back`` chars."""
+        cursor = QTextCursor(self.text_edit.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if select_back:
+            cursor.movePosition(
+                QTextCursor.MoveOperation.PreviousCharacter,
+                QTextCursor.MoveMode.KeepAnchor,
+                select_back,
+            )
+        return cursor
+
+    def _set_tail(self, tail: str) -> None:
+        # Only the glyph is touched, so a selection in the text above survives the blink.
+        cursor = self._end_cursor(len(self._tail))
+        cursor.insertText(tail)
+        self._tail = tail
+
+    def _blink(self) -> None:
+        self._set_tail("" if self._tail else CURSOR_GLYPH)
+
+    def _stop_streaming(self) -> None:
+        self.cursor_timer.stop()
+        if self._tail:
+            self._set_tail("")
+
+    def _update_buttons(self) -> None:
+        self.copy_text_button.setEnabled(bool(self._text))
+        self.copy_detections_button.setEnabled(bool(self._objects))

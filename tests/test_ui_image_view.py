@@ -1,0 +1,180 @@
+"""The image view: overlays in image pixels, stable colours, masks, zoom, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from app.tasks.parsing import DetectedObject
+from app.ui.image_view import EMPTY_HINT, ImageView
+from app.ui.label_colors import color_for_label, text_color_on
+
+IMAGES = Path(__file__).parent / "fixtures" / "images"
+WIDE = IMAGES / "shapes_320x240.png"
+
+
+def _obj(label: str, box: tuple[float, float, float, float]) -> DetectedObject:
+    return DetectedObject(label=label, box=box, loc=(0, 0, 0, 0))
+
+
+@pytest.fixture
+def view(qtbot) -> ImageView:
+    widget = ImageView()
+    qtbot.addWidget(widget)
+    widget.resize(640, 480)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def test_overlay_box_sits_at_its_image_pixels(view: ImageView) -> None:
+    view.show_image(WIDE)
+    assert view.has_image()
+    assert view.sceneRect() == QRectF(0, 0, 320, 240)
+    view.add_object(_obj("cat", (10.5, 20.0, 110.5, 70.0)))
+    view.add_object(_obj("dog", (200.0, 0.0, 320.0, 240.0)))
+    boxes = view.overlay_items()
+    assert len(boxes) == 2
+    assert boxes[0].mapRectToScene(boxes[0].rect()) == QRectF(10.5, 20.0, 100.0, 50.0)
+    assert boxes[1].mapRectToScene(boxes[1].rect()) == QRectF(200.0, 0.0, 120.0, 240.0)
+    assert boxes[0].pen().color() == color_for_label("cat")
+    assert boxes[0].pen().isCosmetic()
+    assert [obj.label for obj in view.objects()] == ["cat", "dog"]
+    view.clear_overlays()
+    assert view.overlay_items() == [] and view.objects() == []
+
+
+def test_set_objects_replaces_and_a_new_image_clears(view: ImageView) -> None:
+    view.show_image(WIDE)
+    view.set_objects([_obj("a", (0, 0, 5, 5)), _obj("b", (5, 5, 9, 9))])
+    view.set_objects([_obj("c", (1, 1, 2, 2))])
+    assert [obj.label for obj in view.objects()] == ["c"]
+    view.show_image(IMAGES / "noise_97x150.png")
+    assert view.objects() == []
+    assert view.sceneRect() == QRectF(0, 0, 97, 150)
+
+
+def test_label_colours_are_stable_and_distinct() -> None:
+    assert color_for_label("cat") == color_for_label("cat")
+    assert color_for_label("cat") == color_for_label(" Cat ")
+    # A fixed value: Python's salted hash() would change it from run to run.
+    assert color_for_label("cat").name() == "#f22459"
+    labels = ["cat", "dog", "person", "car", "bicycle", "bus"]
+    assert len({color_for_label(label).name() for label in labels}) == len(labels)
+
+
+def test_text_colour_contrasts_with_the_label_colour() -> None:
+    assert text_color_on(QColor("yellow")) == QColor("black")
+    assert text_color_on(QColor("navy")) == QColor("white")
+
+
+def test_set_mask_fills_the_box_where_mask_is_positive(view: ImageView) -> None:
+    view.show_image(WIDE)
+    person = _obj("person", (40.0, 30.0, 140.0, 90.0))
+    view.add_object(person)
+    mask = np.full((16, 16), -1.0, dtype=np.float32)
+    mask[:, :8] = 1.0  # left half inside the object
+    view.set_mask(person, mask)
+    (item,) = view.mask_items()
+    assert item.mapRectToScene(item.boundingRect()) == QRectF(40.0, 30.0, 100.0, 60.0)
+    image = item.pixmap().toImage()
+    assert (image.width(), image.height()) == (100, 60)
+    left, right = image.pixelColor(10, 30), image.pixelColor(90, 30)
+    expected = color_for_label("person")
+    assert left.alpha() == 90
+    # The pixmap stores premultiplied alpha, so channels may round by a step or two.
+    assert abs(left.red() - expected.red()) <= 3
+    assert abs(left.green() - expected.green()) <= 3
+    assert abs(left.blue() - expected.blue()) <= 3
+    assert right.alpha() == 0
+    view.set_mask(person, mask)  # again: replaces, does not stack
+    assert len(view.mask_items()) == 1
+    with pytest.raises(ValueError):
+        view.set_mask(person, np.zeros(5))
+
+
+def test_set_mask_adds_an_object_not_yet_shown(view: ImageView) -> None:
+    view.show_image(WIDE)
+    view.set_mask(_obj("tree", (0, 0, 10, 10)), np.ones((4, 4)))
+    assert len(view.overlay_items()) == 1 and len(view.mask_items()) == 1
+
+
+def test_zoom_changes_the_transform_and_fit_resets_it(qtbot, view: ImageView) -> None:
+    view.show_image(WIDE)
+    fitted = view.zoom_factor()
+    assert view.is_fitted() and fitted > 0
+    view.zoom_in()
+    assert view.zoom_factor() == pytest.approx(fitted * 1.25)
+    assert not view.is_fitted()
+    view.zoom_out()
+    view.zoom_out()
+    assert view.zoom_factor() == pytest.approx(fitted / 1.25)
+    qtbot.keyClick(view, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert view.is_fitted() and view.zoom_factor() == pytest.approx(fitted)
+    qtbot.keyClick(view, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert view.zoom_factor() > fitted
+    view.fit_to_window()
+    assert view.zoom_factor() == pytest.approx(fitted)
+
+
+def test_wheel_zooms_and_double_click_fits(qtbot, view: ImageView) -> None:
+    view.show_image(WIDE)
+    fitted = view.zoom_factor()
+    where = QPointF(100, 100)
+    wheel = QWheelEvent(
+        where,
+        view.viewport().mapToGlobal(where),
+        QPoint(0, 0),
+        QPoint(0, 120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view.viewport(), wheel)
+    assert view.zoom_factor() == pytest.approx(fitted * 1.25)
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(50, 50))
+    assert view.zoom_factor() == pytest.approx(fitted)
+
+
+def test_resizing_refits_until_the_user_zooms(qtbot, view: ImageView) -> None:
+    view.show_image(WIDE)
+    before = view.zoom_factor()
+    view.resize(1000, 800)
+    qtbot.waitUntil(lambda: view.zoom_factor() > before)
+    view.zoom_in()
+    zoomed = view.zoom_factor()
+    view.resize(500, 400)
+    QApplication.processEvents()
+    assert view.zoom_factor() == pytest.approx(zoomed)
+
+
+def test_missing_or_corrupt_image_shows_the_reason(qtbot, view: ImageView, tmp_path: Path):
+    with qtbot.waitSignal(view.image_failed) as failed:
+        view.show_image(tmp_path / "gone.png")
+    assert not view.has_image()
+    assert "does not exist" in view.message() and view.message() == failed.args[0]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    view.show_image(broken)
+    assert "broken.png" in view.message()
+    view.zoom_in()  # nothing to zoom: must not raise
+    view.show_image(None)
+    assert view.message() == EMPTY_HINT
+    view.show_image(WIDE)
+    assert view.has_image() and view.message() == ""
+
+
+def test_label_tag_moves_inside_a_box_at_the_top_edge(view: ImageView) -> None:
+    view.show_image(WIDE)
+    view.add_object(_obj("top", (10, 0, 60, 40)))
+    view.add_object(_obj("middle", (10, 120, 60, 160)))
+    top_tag = view.overlay_items()[0].childItems()[0]
+    middle_tag = view.overlay_items()[1].childItems()[0]
+    assert top_tag.boundingRect().top() == 0  # inside the box
+    assert middle_tag.boundingRect().bottom() == 0  # above the box

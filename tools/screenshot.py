@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Open the PaliDesk window with an image and a finished result, and save a screenshot.
+
+Run under a real X server so the picture is what a person sees:
+
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python tools/screenshot.py
+
+It converts the tiny test model into a temporary folder (no real weights are needed to
+show the window), drops the test images, runs a detection, and writes
+docs/screenshots/main-window.png. Settings and history go to a temporary folder too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots" /
+                        "main-window.png")
+    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--no-model", action="store_true", help="show the first-run panel")
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.convert.converter import convert_checkpoint
+    from app.history import HistoryStore
+    from app.settings import Settings, SettingsStore
+    from app.ui.main_window import MainWindow
+
+    tmp = Path(tempfile.mkdtemp(prefix="palidesk-shot-"))
+    images = ROOT / "tests" / "fixtures" / "images"
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("PaliDesk")
+    settings = Settings()
+    if not args.no_model:
+        model = tmp / "pg2-tiny-224"
+        convert_checkpoint(ROOT / "tests" / "fixtures" / "tiny" / "pg2-tiny-224", model, "f16")
+        settings.model_folder = str(model)
+    settings.last_task = "detect"
+    settings.detect_classes = "cat"
+    settings.max_new_tokens = 40
+    store = SettingsStore(tmp / "settings.json")
+    store.save(settings)
+    window = MainWindow(store, HistoryStore(tmp / "history.sqlite3"), tmp / "cache")
+    width, height = (int(v) for v in args.size.split("x"))
+    window.resize(width, height)
+    window.show()
+
+    def wait(condition, timeout_s: float = 60.0) -> None:
+        loop_ms = 50
+        for _ in range(int(timeout_s * 1000 / loop_ms)):
+            if condition():
+                return
+            loop = QEventLoop()
+            QTimer.singleShot(loop_ms, loop.quit)
+            loop.exec()
+        raise TimeoutError("the window did not get there in time")
+
+    window.queue.add_paths(sorted(images.glob("*.png")))
+    wait(lambda: all(i.status != "loading" for i in window.queue.items()))
+    if not args.no_model:
+        wait(lambda: window.model is not None)
+        noise = next(i for i in window.queue.items() if i.name.startswith("noise"))
+        window.queue.set_current(noise.key)
+        window.run_current()
+        wait(lambda: window._running is None and bool(window.results))
+    loop = QEventLoop()
+    QTimer.singleShot(500, loop.quit)  # let the last paint land
+    loop.exec()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(args.out))
+    print(f"saved {args.out}")
+    window.close()
+    window.history.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
