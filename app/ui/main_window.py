@@ -17,9 +17,12 @@ from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
+    QPlainTextEdit,
     QProgressBar,
     QSplitter,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -410,6 +413,11 @@ class MainWindow(QMainWindow):
     # --- other actions -----------------------------------------------------------------
 
     def paste(self) -> None:
+        """Ctrl+V: text into the focused text field, otherwise an image into the queue."""
+        focus = QApplication.focusWidget()
+        if isinstance(focus, QLineEdit | QPlainTextEdit | QTextEdit) and not focus.isReadOnly():
+            focus.paste()
+            return
         image = QApplication.clipboard().image()
         if image.isNull():
             urls = QApplication.clipboard().mimeData().urls()
