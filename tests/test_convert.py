@@ -269,3 +269,14 @@ def test_mismatched_pair_is_refused_at_load(tmp_path: Path, converted) -> None:
     (truncated / "text-f16.gguf").write_bytes(data[: len(data) // 3])
     with pytest.raises(ModelFolderError, match=r"truncated|damaged"):
         ModelFolder(truncated).resolve("f16")
+
+
+def test_streaming_in_small_blocks_writes_identical_files(tmp_path: Path, monkeypatch) -> None:
+    """Large matrices are streamed in row blocks; the bytes must not depend on the block."""
+    from app.convert import gguf_output
+
+    convert_checkpoint(SRC, tmp_path / "whole", "bf16")
+    monkeypatch.setattr(gguf_output, "BLOCK_BYTES", 1000)  # a few rows per block
+    convert_checkpoint(SRC, tmp_path / "blocks", "bf16")
+    for name in ("text-bf16.gguf", "mmproj-bf16.gguf"):
+        assert sha256_of(tmp_path / "whole" / name) == sha256_of(tmp_path / "blocks" / name)

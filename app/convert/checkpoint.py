@@ -92,6 +92,9 @@ class Checkpoint:
     def read(self, canonical: str):  # -> np.ndarray
         return self.files.read(self.names[canonical])
 
+    def read_rows(self, canonical: str, start: int, stop: int):  # -> np.ndarray
+        return self.files.read_rows(self.names[canonical], start, stop)
+
     def shape(self, canonical: str) -> tuple[int, ...]:
         return self.files.entries[self.names[canonical]].shape
 

@@ -17,6 +17,8 @@ from app.errors import ConversionError, PaliDeskError
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent
 
 PARTIAL_SUFFIX = ".partial"
+# Large matrices are read, widened and encoded in blocks of this many float32 bytes.
+BLOCK_BYTES = 64 << 20
 
 
 @contextmanager
@@ -71,14 +73,23 @@ def write_gguf(
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
+            # The data section is written here block by block (GGUFWriter would want
+            # each tensor whole): align, stream the blocks, pad, as gguf lays it out.
+            assert writer.fout is not None
+            out = writer.fout[0]
             for index, tensor in enumerate(plan):
                 if cancel is not None:
                     cancel.check("The conversion")
-                data = encode(tensor.load(), tensor.qtype)
-                if data.nbytes != tensor.nbytes:  # pragma: no cover - plan bug guard
+                writer.write_padding(out, out.tell())
+                written = 0
+                for block in tensor.blocks(BLOCK_BYTES):
+                    data = encode(block, tensor.qtype)
+                    data.tofile(out)
+                    written += data.nbytes
+                    del data, block
+                if written != tensor.nbytes:  # pragma: no cover - plan bug guard
                     raise ConversionError(f"Internal error: size of {tensor.name} changed.")
-                writer.write_tensor_data(data)
-                del data
+                writer.write_padding(out, written)
                 progress(ProgressEvent(stage, index + 1, len(plan),
                                        f"{path.name}: {tensor.name}"))
             writer.close()

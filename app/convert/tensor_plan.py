@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +32,23 @@ class PlannedTensor:
     shape: tuple[int, ...]
     qtype: QType
     load: Callable[[], np.ndarray]
+    # Rows start:stop of the tensor, for streaming large matrices in blocks.
+    load_rows: Callable[[int, int], np.ndarray] | None = None
 
     @property
     def nbytes(self) -> int:
         itemsize = 4 if self.qtype == QType.F32 else 2
         return math.prod(self.shape) * itemsize
+
+    def blocks(self, max_bytes: int = 64 << 20) -> Iterator[np.ndarray]:
+        """The float32 values in row blocks of at most ``max_bytes`` (as float32)."""
+        if self.load_rows is None or len(self.shape) < 2:
+            yield self.load()
+            return
+        rows = self.shape[0]
+        step = max(1, max_bytes // (math.prod(self.shape[1:]) * 4))
+        for start in range(0, rows, step):
+            yield self.load_rows(start, min(rows, start + step))
 
 
 def encode(values: np.ndarray, qtype: QType) -> np.ndarray:
@@ -181,8 +193,10 @@ def text_plan(ck: Checkpoint, outtype: str) -> list[PlannedTensor]:
             return values + 1.0 if gemma_norm else values
 
         # 1-D tensors (norms) stay F32, as in llama.cpp's own converter.
+        matrix = len(shape) > 1
         plan.append(PlannedTensor(
-            pattern.sub(template, name), shape, qtype if len(shape) > 1 else QType.F32, load
+            pattern.sub(template, name), shape, qtype if matrix else QType.F32, load,
+            (lambda a, b, name=name: ck.read_rows(name, a, b)) if matrix else None,
         ))
     return plan
 
@@ -200,6 +214,7 @@ def vision_plan(ck: Checkpoint, outtype: str) -> list[PlannedTensor]:
         plan.append(PlannedTensor(
             _rename(name, _VISION_RULES), shape, QType.F32 if keep_f32 else qtype,
             lambda name=name: ck.read(name),
+            lambda a, b, name=name: ck.read_rows(name, a, b),
         ))
     return plan + _projector_tensors(ck)
 
