@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show what a model folder holds")
     info.add_argument("model_dir", type=Path)
 
+    hardware = sub.add_parser("hardware", help="show the GPUs, RAM and CPU PaliDesk can use")
+    hardware.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     run.add_argument("--model", type=Path, required=True, help="model folder")
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.info_command import print_info
 
             return print_info(args.model_dir)
+        if args.command == "hardware":
+            from app.cli.hardware_command import print_hardware
+
+            return print_hardware(as_json=args.json)
         from app.cli.run_command import run_command
 
         return run_command(args)

@@ -19,6 +19,7 @@ from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions, TokenEvent
 from app.engine.llama_library import supports_gpu_offload
 from app.errors import PaliDeskError
+from app.hardware import detect, format_gb
 from app.models.model_folder import ModelFolder
 from app.progress import CancelFlag
 from app.tasks.prompts import TaskRequest
@@ -97,15 +98,19 @@ class EngineWorker(QObject):
             log.exception("model load failed")
             self.model_failed.emit(f"The model could not be loaded: {exc}")
             return
-        gpu = self.engine.config.gpu_layers != 0 and supports_gpu_offload()
         threads = self.engine.config.threads
+        device = f"CPU · {threads} threads"
+        if self.engine.config.gpu_layers != 0 and supports_gpu_offload():
+            best = detect().best_gpu()
+            device = (f"{best.name} · {format_gb(best.free_bytes)} free" if best is not None
+                      else "GPU offload")
         self.model_loaded.emit(LoadedModel(
             folder=Path(request.folder),
             name=str(folder.manifest.source.get("name") or Path(request.folder).name),
             quant=pair.quant,
             image_size=pair.image_size,
             checkpoint_kind=checkpoint_kind(str(folder.manifest.source.get("name", ""))),
-            device="GPU offload" if gpu else f"CPU, {threads} threads",
+            device=device,
         ))
 
     @Slot(object)
