@@ -13,11 +13,11 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
 import platformdirs
 
+from app.backup_files import backup_path
 from app.errors import HistoryError
 from app.history.history_record import HistoryRecord, object_from_dict
 from app.history.history_schema import NewerSchema, upgrade
@@ -194,12 +194,7 @@ class HistoryStore:
         return connection
 
     def _set_aside(self) -> Path:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        backup = self.path.with_name(f"{self.path.name}.bad-{stamp}")
-        counter = 1
-        while backup.exists():
-            backup = self.path.with_name(f"{self.path.name}.bad-{stamp}-{counter}")
-            counter += 1
+        backup = backup_path(self.path)
         try:
             os.replace(self.path, backup)
             # The write-ahead log belongs to the damaged file: keep it beside the backup,

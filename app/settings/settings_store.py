@@ -12,9 +12,9 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 
+from app.backup_files import backup_path
 from app.errors import SettingsError
 from app.settings.migrations import migrate
 from app.settings.settings import SCHEMA_VERSION, Settings
@@ -95,7 +95,7 @@ class SettingsStore:
             raise _save_error(exc, self.path) from exc
 
     def _set_aside(self, reason: str) -> str:
-        backup = _backup_path(self.path)
+        backup = backup_path(self.path)
         try:
             os.replace(self.path, backup)
         except OSError as exc:
@@ -126,16 +126,6 @@ def _parse(raw: bytes) -> tuple[dict[str, object], int]:
         return migrate(data, version), version
     except (KeyError, TypeError, ValueError, AttributeError):
         raise _Unusable(f"it could not be upgraded from settings version {version}") from None
-
-
-def _backup_path(path: Path) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    backup = path.with_name(f"{path.name}.bad-{stamp}")
-    counter = 1
-    while backup.exists():  # two bad files in one second must not replace each other
-        backup = path.with_name(f"{path.name}.bad-{stamp}-{counter}")
-        counter += 1
-    return backup
 
 
 def _save_error(exc: OSError, path: Path) -> SettingsError:
