@@ -49,3 +49,35 @@ class HistoryError(PaliDeskError):
 
 class ExportError(PaliDeskError):
     """Results cannot be exported (disk full, no permission, bad destination...)."""
+
+
+class DownloadError(PaliDeskError):
+    """A model cannot be downloaded from Hugging Face (base of the cases below)."""
+
+
+class NotLoggedInError(DownloadError):
+    """Hugging Face wants a login (no token, or a token it does not accept)."""
+
+
+class LicenceNotAcceptedError(DownloadError):
+    """The repository is gated and this account has not accepted its licence."""
+
+
+class HubNotFoundError(DownloadError):
+    """The repository, revision or file does not exist on Hugging Face."""
+
+
+class NetworkError(DownloadError):
+    """Hugging Face cannot be reached, or the connection broke during a download."""
+
+
+class CorruptDownloadError(DownloadError):
+    """A downloaded file does not match the checksum Hugging Face lists for it."""
+
+
+class DiskSpaceError(PaliDeskError):
+    """Not enough free disk space, found before starting or while writing."""
+
+
+class CatalogError(PaliDeskError):
+    """A model name is not in the catalog, or a quantization is not one PaliDesk offers."""

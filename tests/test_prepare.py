@@ -40,7 +40,7 @@ def test_cancelled_prepare_is_not_listed_and_resumes(tmp_path: Path) -> None:
 
     calls: list[str] = []
 
-    def downloader(repo_id, dest, *, progress, cancel, token, endpoint) -> Path:
+    def downloader(repo_id, dest, *, progress, cancel, token, endpoint, quant_types) -> Path:
         calls.append(repo_id)
         if not dest.exists():
             shutil.copytree(SRC, dest)
@@ -86,3 +86,26 @@ def test_a_damaged_folder_is_reported_not_listed(tmp_path: Path) -> None:
     models = InstalledModels(tmp_path / "models")
     assert models.list() == []
     assert "damaged" in models.problems()[0]
+
+
+def test_models_cli_import_list_remove(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def palidesk(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app.cli.main", "models", *args,
+                               "--models-dir", str(tmp_path / "models")],
+                              capture_output=True, text=True, timeout=300,
+                              cwd=Path(__file__).resolve().parent.parent)
+
+    done = palidesk("import", str(SRC), "--name", "tiny", "--quant", "q8_0")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(palidesk("list", "--json").stdout)
+    assert [(m["name"], m["types"]) for m in listing["models"]] == [("tiny", ["F16", "Q8_0"])]
+    assert listing["disk_use_bytes"] > 0
+    done = palidesk("remove", "tiny")
+    assert done.returncode == 0 and "freed" in done.stderr
+    assert json.loads(palidesk("list", "--json").stdout)["models"] == []
+    done = palidesk("remove", "tiny")
+    assert done.returncode == 1 and "No installed model" in done.stderr

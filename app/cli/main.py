@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from app import __version__
+from app.cli.fit_command import add_fit_parser
+from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
 from app.errors import PaliDeskError
 from app.tasks import LANGUAGES, CaptionStyle, TaskKind
@@ -42,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
     hardware = sub.add_parser("hardware", help="show the GPUs, RAM and CPU PaliDesk can use")
     hardware.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    add_models_parser(sub)
+    add_fit_parser(sub)
 
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -91,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.hardware_command import print_hardware
 
             return print_hardware(as_json=args.json)
+        if args.command == "fit":
+            from app.cli.fit_command import run_fit
+
+            return run_fit(args)
+        if args.command == "models":
+            from app.cli.models_command import run_models_command
+
+            return run_models_command(args)
         from app.cli.run_command import run_command
 
         return run_command(args)

@@ -103,7 +103,9 @@ def prepare_model(
                 from app.models.download import download_checkpoint as downloader
             checkpoint = downloader(request.repo_id, work / "checkpoint", progress=progress,
                                     cancel=cancel, token=request.token,
-                                    endpoint=request.endpoint)
+                                    endpoint=request.endpoint,
+                                    # the space check covers conversion + quantization too
+                                    quant_types=list(request.quant_types))
         else:
             raise ValueError("PrepareRequest needs repo_id or local_path")
         cancel.check("Preparing the model")

@@ -1,0 +1,148 @@
+"""``palidesk models list|pull|import|remove``: get and manage installed models.
+
+Kept light to import (the parser is built on every start): huggingface_hub is only
+imported when a subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# A bare name is one of Google's repositories: "paligemma2-3b-pt-224" -> google/...
+DEFAULT_OWNER = "google"
+
+
+def repo_id_for(name_or_repo: str) -> str:
+    """``NAME`` -> ``google/NAME``; ``owner/name`` stays as it is."""
+    return name_or_repo if "/" in name_or_repo else f"{DEFAULT_OWNER}/{name_or_repo}"
+
+
+def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``models`` and its subcommands on the top-level subparsers."""
+    models = sub.add_parser("models", help="download and manage models")
+    models.set_defaults(models_parser=models)  # to print its help when no subcommand is given
+    models_sub = models.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models-dir", type=Path,
+                        help="where installed models live (default: the one in Settings)")
+
+    listing = models_sub.add_parser("list", parents=[common], help="installed models")
+    listing.add_argument("--json", action="store_true")
+
+    pull = models_sub.add_parser(
+        "pull", parents=[common],
+        help="download, convert, quantize, verify and install a PaliGemma 2 model")
+    pull.add_argument("name", metavar="NAME_OR_REPO",
+                      help="e.g. paligemma2-3b-pt-224 (= google/...) or owner/name")
+    pull.add_argument("--quant", default="Q4_K_M",
+                      help="quantization(s) to make, comma-separated (default Q4_K_M)")
+    pull.add_argument("--dest", type=Path,
+                      help="only download the checkpoint into this folder (no conversion)")
+    pull.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
+    pull.add_argument("--token", help="Hugging Face access token "
+                      "(default: HF_TOKEN, or the one saved by `hf auth login`)")
+
+    imp = models_sub.add_parser(
+        "import", parents=[common],
+        help="install a local Hugging Face checkpoint folder (e.g. a fine-tune) or a "
+             "PaliDesk model folder")
+    imp.add_argument("path", type=Path)
+    imp.add_argument("--name", help="name to install it under (default: the folder's name)")
+    imp.add_argument("--quant", default="Q4_K_M", help="quantization(s), comma-separated")
+
+    remove = models_sub.add_parser("remove", parents=[common], help="delete an installed model")
+    remove.add_argument("name")
+
+
+def run_models_command(args: argparse.Namespace) -> int:
+    """Run the ``models`` subcommand chosen in ``args``; returns the exit code."""
+    if args.models_command == "pull":
+        return _download_only(args) if args.dest else _prepare(args, repo_id_for(args.name))
+    if args.models_command == "import":
+        return _prepare(args, None)
+    if args.models_command == "list":
+        return _list(args)
+    if args.models_command == "remove":
+        return _remove(args)
+    args.models_parser.print_help(sys.stderr)
+    return 2
+
+
+def _installed(args: argparse.Namespace):
+    from app.models.installed import InstalledModels
+
+    models_dir = args.models_dir
+    if models_dir is None:
+        from app.settings import SettingsStore, default_settings_path
+
+        models_dir = Path(SettingsStore(default_settings_path()).load().settings.models_dir)
+    return InstalledModels(models_dir)
+
+
+def _list(args: argparse.Namespace) -> int:
+    import json
+
+    from app.models.disk_space import format_size
+
+    models = _installed(args)
+    installed = models.list()
+    if args.json:
+        print(json.dumps({
+            "models_dir": str(models.models_dir),
+            "disk_use_bytes": models.disk_use(),
+            "models": [{"name": m.name, "folder": str(m.folder), "types": m.text_types,
+                        "image_size": m.manifest.image_size, "size_bytes": m.size_bytes}
+                       for m in installed],
+        }))
+        return 0
+    print(f"models folder: {models.models_dir} ({format_size(models.disk_use())} used)")
+    if not installed:
+        print("no models installed: `palidesk models pull paligemma2-3b-mix-224`")
+    for m in installed:
+        print(f"  {m.name:<34} {m.manifest.image_size:>4} px  {format_size(m.size_bytes):>9}  "
+              f"{', '.join(m.text_types)}")
+    for problem in models.problems():
+        print(f"  problem: {problem}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from app.models.disk_space import format_size
+
+    freed = _installed(args).remove(args.name)
+    print(f"removed {args.name} ({format_size(freed)} freed)", file=sys.stderr)
+    return 0
+
+
+def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
+    from app.cli.progress_printer import ProgressPrinter
+    from app.models.prepare import PrepareRequest, prepare_model
+
+    quants = tuple(q.strip().upper() for q in args.quant.split(",") if q.strip())
+    if repo_id is not None:
+        request = PrepareRequest(repo_id.split("/")[-1], quants, repo_id=repo_id,
+                                 token=args.token)
+    else:
+        name = args.name or Path(args.path).resolve().name
+        request = PrepareRequest(name, quants, local_path=Path(args.path))
+    with ProgressPrinter() as printer:
+        folder = prepare_model(request, _installed(args), progress=printer)
+    print(f"installed {request.name} in {folder}", file=sys.stderr)
+    return 0
+
+
+def _download_only(args: argparse.Namespace) -> int:
+    from app.cli.progress_printer import ProgressPrinter
+    from app.models.disk_space import format_size
+    from app.models.download import download_checkpoint, plan_download
+
+    plan = plan_download(repo_id_for(args.name), revision=args.revision, token=args.token)
+    print(f"{plan.repo_id} at {plan.commit[:12]}: {len(plan.files)} files, "
+          f"{format_size(plan.total_bytes)}", file=sys.stderr)
+    with ProgressPrinter() as printer:
+        folder = download_checkpoint(plan, args.dest, token=args.token, progress=printer)
+    print(f"downloaded {plan.repo_id} to {folder}", file=sys.stderr)
+    return 0

@@ -1,0 +1,312 @@
+"""A local HTTP server that answers like the Hugging Face hub, for one tiny repository.
+
+It implements what huggingface_hub 2.4 calls to list and fetch files:
+``GET /api/models/{repo}[/revision/{rev}]`` (``?blobs=true`` adds sizes and LFS info),
+``GET /api/models/{repo}/tree/{rev}[/{path}]`` and ``HEAD``/``GET
+/{repo}/resolve/{rev}/{path}`` with Range requests and the ETag, X-Repo-Commit,
+X-Linked-Size and X-Linked-Etag headers ``file_download.get_hf_file_metadata`` reads.
+Errors carry the hub's ``X-Error-Code`` header and a JSON ``{"error": ...}`` body.
+
+Bounded: it listens on 127.0.0.1 only, answers each connection once (HTTP/1.0, so no
+handler thread waits on a kept-alive socket), stops by itself after ``lifetime_s``, and
+``stop()`` joins every thread it started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TOKEN = "hf_fake_token_for_tests"
+LFS_SUFFIXES = (".safetensors", ".bin")
+MODES = ("normal", "token", "gated", "missing", "corrupt", "interrupt")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the server answered, as the tests inspect it."""
+
+    method: str
+    path: str
+    range: str | None
+    authorization: str | None
+    status: int
+    body_bytes: int
+
+
+def git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class FakeHub:
+    """Serves ``files`` as repository ``repo_id`` in one of MODES.
+
+    - normal: everything public.
+    - token: 401 without ``Authorization: Bearer TOKEN`` (a private repository).
+    - gated: listing public; files 401 without a token, 403 with one (licence not accepted).
+    - missing: ``missing_path`` is listed but 404 (EntryNotFound) when fetched.
+    - corrupt: ``corrupt_path`` is served with one byte changed (its sha256 no longer fits).
+    - interrupt: the first GET of ``interrupt_path`` ends after ``interrupt_after`` bytes.
+    """
+
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        repo_id: str = "google/pg2-tiny-224",
+        *,
+        mode: str = "normal",
+        missing_path: str = "tokenizer.json",
+        corrupt_path: str = "model.safetensors",
+        interrupt_path: str = "model.safetensors",
+        interrupt_after: int = 300_000,
+        ranges: bool = True,
+        lifetime_s: float = 60.0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        self.files = files
+        self.repo_id = repo_id
+        self.mode = mode
+        self.missing_path = missing_path
+        self.corrupt_path = corrupt_path
+        self.interrupt_path = interrupt_path
+        self.interrupt_after = interrupt_after
+        self.ranges = ranges  # False: ignore Range headers, as some proxies and CDNs do
+        self.lifetime_s = lifetime_s
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._gets: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.hub = self
+        self._thread = threading.Thread(target=self._serve, name="fake-hub", daemon=True)
+
+    @classmethod
+    def from_folder(cls, folder: Path, extra: dict[str, bytes] | None = None,
+                    **kwargs: object) -> FakeHub:
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+        return cls({**files, **(extra or {})}, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeHub:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._server.server_close()  # joins the per-request threads (block_on_close)
+
+    def __enter__(self) -> FakeHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + self.lifetime_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self._server.handle_request()  # returns after ``timeout`` when idle
+
+    def gets_of(self, path: str) -> list[Request]:
+        """The GET requests for ``path``'s content, in order."""
+        return [r for r in self.requests if r.method == "GET" and r.path.endswith("/" + path)]
+
+    def record(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def count_get(self, path: str) -> int:
+        with self._lock:
+            self._gets[path] = self._gets.get(path, 0) + 1
+            return self._gets[path]
+
+    # What the hub says about the repository.
+
+    def sibling(self, path: str) -> dict:
+        data = self.files[path]
+        entry: dict = {"rfilename": path, "size": len(data)}
+        if path.endswith(LFS_SUFFIXES):
+            entry["blobId"] = git_blob_sha1(b"version https://git-lfs.github.com/spec/v1\n")
+            entry["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                            "pointerSize": 134}
+        else:
+            entry["blobId"] = git_blob_sha1(data)
+        return entry
+
+    def model_info(self, blobs: bool) -> dict:
+        siblings = [self.sibling(p) if blobs else {"rfilename": p} for p in sorted(self.files)]
+        return {"id": self.repo_id, "modelId": self.repo_id, "sha": COMMIT,
+                "private": self.mode == "token",
+                "gated": "manual" if self.mode == "gated" else False,
+                "disabled": False, "tags": ["safetensors"], "siblings": siblings}
+
+    def tree(self, prefix: str) -> list[dict]:
+        entries = []
+        for path in sorted(self.files):
+            if prefix and not path.startswith(prefix.rstrip("/") + "/"):
+                continue
+            sib = self.sibling(path)
+            entry = {"type": "file", "oid": sib["blobId"], "size": sib["size"], "path": path}
+            if "lfs" in sib:
+                entry["lfs"] = {"oid": sib["lfs"]["sha256"], "size": sib["size"],
+                                "pointerSize": 134}
+            entries.append(entry)
+        return entries
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # so server_close() joins every request thread
+    block_on_close = True
+    timeout = 0.05  # handle_request() polls the stop flag this often
+    hub: FakeHub
+
+
+API_INFO = re.compile(r"^/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?$")
+API_TREE = re.compile(r"^/api/models/([^/]+/[^/]+)/tree/([^/]+)/?(.*)$")
+RESOLVE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    timeout = 10  # a stuck client cannot hold a request thread for longer
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet test output
+        pass
+
+    @property
+    def hub(self) -> FakeHub:
+        return self.server.hub
+
+    def do_HEAD(self) -> None:
+        self._route(head=True)
+
+    def do_GET(self) -> None:
+        self._route(head=False)
+
+    def _route(self, *, head: bool) -> None:
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        try:
+            if match := API_TREE.match(path):
+                if self._repo_ok(match.group(1), match.group(2), api=True):
+                    self._json(200, self.hub.tree(match.group(3)))
+            elif match := API_INFO.match(path):
+                if self._repo_ok(match.group(1), match.group(2) or "main", api=True):
+                    self._json(200, self.hub.model_info("blobs=true" in parts.query))
+            elif match := RESOLVE.match(path):
+                if self._repo_ok(match.group(1), match.group(2), api=False):
+                    self._resolve(match.group(3), head=head)
+            else:
+                self._error(404, None, "Not found")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (a cancelled download): nothing left to answer
+
+    def _repo_ok(self, repo_id: str, revision: str, *, api: bool) -> bool:
+        """Answer the error and return False when the request may not go on."""
+        hub = self.hub
+        auth = self.headers.get("Authorization")
+        if repo_id != hub.repo_id:
+            self._error(404 if auth else 401, "RepoNotFound", "Repository not found")
+            return False
+        if hub.mode == "token" and auth != f"Bearer {TOKEN}":
+            message = "Invalid credentials in Authorization header" if auth else \
+                "Invalid username or password."
+            self._error(401, "RepoNotFound" if not auth else None, message)
+            return False
+        if hub.mode == "gated" and not api:
+            if not auth:
+                self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted. You "
+                            "must have access to it and be authenticated to access it. "
+                            "Please log in.")
+                return False
+            self._error(403, "GatedRepo", f"Access to model {repo_id} is restricted and you "
+                        "are not in the authorized list. Visit "
+                        f"https://huggingface.co/{repo_id} to ask for access.")
+            return False
+        if revision not in ("main", COMMIT):
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+            return False
+        return True
+
+    def _resolve(self, path: str, *, head: bool) -> None:
+        hub = self.hub
+        if path not in hub.files or (hub.mode == "missing" and path == hub.missing_path):
+            self._error(404, "EntryNotFound", f"{path} does not exist on \"main\"")
+            return
+        data = hub.files[path]
+        sibling = hub.sibling(path)
+        headers = {"X-Repo-Commit": COMMIT, "Accept-Ranges": "bytes",
+                   "Content-Type": "application/octet-stream"}
+        if "lfs" in sibling:
+            headers["ETag"] = f'"{sibling["lfs"]["sha256"]}"'
+            headers["X-Linked-Etag"] = f'"{sibling["lfs"]["sha256"]}"'
+            headers["X-Linked-Size"] = str(len(data))
+        else:
+            headers["ETag"] = f'"{sibling["blobId"]}"'
+        if head:
+            self._send(200, headers, len(data), b"", head=True)
+            return
+        nth = hub.count_get(path)
+        if hub.mode == "corrupt" and path == hub.corrupt_path:
+            middle = len(data) // 2
+            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+        start, status = 0, 200
+        if hub.ranges and (wanted := self.headers.get("Range")) is not None:
+            match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted.strip())
+            start = int(match.group(1)) if match else 0
+            end = int(match.group(2)) if match and match.group(2) else len(data) - 1
+            if start >= len(data):
+                headers["Content-Range"] = f"bytes */{len(data)}"
+                self._send(416, headers, 0, b"")
+                return
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            data, status = data[start:end + 1], 206
+        length = len(data)
+        if hub.mode == "interrupt" and path == hub.interrupt_path and nth == 1:
+            data = data[:hub.interrupt_after]  # promised ``length`` bytes; drops the line
+        self._send(status, headers, length, data)
+
+    def _json(self, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self._send(status, {"Content-Type": "application/json",
+                            "X-Repo-Commit": COMMIT}, len(body), body)
+
+    def _error(self, status: int, code: str | None, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        headers = {"Content-Type": "application/json", "X-Error-Message": message}
+        if code:
+            headers["X-Error-Code"] = code
+        self._send(status, headers, len(body), body, head=self.command == "HEAD")
+
+    def _send(self, status: int, headers: dict[str, str], length: int, body: bytes,
+              *, head: bool = False) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        sent = 0
+        try:
+            # Written in pieces so a client that stops reading is noticed early.
+            for offset in range(0, 0 if head else len(body), 64 << 10):
+                piece = body[offset:offset + (64 << 10)]
+                self.wfile.write(piece)
+                sent += len(piece)
+        finally:
+            self.hub.record(Request(self.command, urlsplit(self.path).path,
+                                    self.headers.get("Range"),
+                                    self.headers.get("Authorization"), status, sent))

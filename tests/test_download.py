@@ -1,0 +1,352 @@
+"""Downloads from a local server that answers like the Hugging Face hub (tests/fake_hub.py).
+
+Covers: the safe file selection, a full download, resume after a dropped connection and
+after a cancel, gated and private repositories, a missing file, a corrupted file, a network
+that is down, the free-space check, the progress messages and ``palidesk models pull``.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fake_hub import COMMIT, TOKEN, FakeHub
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import close_session
+
+from app.errors import (
+    Cancelled,
+    CorruptDownloadError,
+    DiskSpaceError,
+    DownloadError,
+    HubNotFoundError,
+    LicenceNotAcceptedError,
+    NetworkError,
+    NotLoggedInError,
+)
+from app.models import catalog, download_progress
+from app.models.disk_space import DISK_MARGIN_BYTES, required_disk_bytes
+from app.models.download import (
+    PARTIAL_SUFFIX,
+    DownloadPlan,
+    RemoteFile,
+    download_checkpoint,
+    plan_download,
+    write_error,
+)
+from app.models.download_progress import ByteProgress, format_duration
+from app.progress import CancelFlag, ProgressEvent
+from conftest import TINY
+
+SRC = TINY / "pg2-tiny-224"
+REPO = "google/pg2-tiny-224"
+WEIGHTS = "model.safetensors"
+PICKLE = b"\x80\x04\x95 not to be downloaded"
+EXPECTED = sorted(p.name for p in SRC.iterdir())
+Serve = Callable[..., FakeHub]  # the ``serve`` fixture: mode, options -> started hub
+
+
+@pytest.fixture(autouse=True)
+def hub_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real token, cache, telemetry or offline switch; every progress event delivered."""
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    # huggingface_hub reads these at import; patch the values it uses now.
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(download_progress, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(download_progress, "MIN_MEASURE_S", 0.0)  # a tiny download is quick
+    yield
+    close_session()  # no pooled connection to a stopped server outlives the test
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start a fake hub serving the tiny checkpoint plus a pickle file; always stopped."""
+    hubs: list[FakeHub] = []
+
+    def start(mode: str = "normal", **kwargs: object) -> FakeHub:
+        hub = FakeHub.from_folder(SRC, {"pytorch_model.bin": PICKLE}, mode=mode, **kwargs)
+        hubs.append(hub.start())
+        return hub
+
+    try:
+        yield start
+    finally:
+        for hub in hubs:
+            hub.stop()
+
+
+def assert_complete(dest: Path) -> None:
+    assert sorted(p.name for p in dest.iterdir()) == EXPECTED
+    for name in EXPECTED:
+        assert (dest / name).read_bytes() == (SRC / name).read_bytes(), name
+
+
+def test_plan_keeps_config_tokenizer_and_safetensors_only(serve: Serve) -> None:
+    hub = serve()
+    plan = plan_download(REPO, endpoint=hub.url)
+    assert plan.commit == COMMIT and plan.repo_id == REPO
+    assert sorted(f.path for f in plan.files) == EXPECTED  # no pytorch_model.bin
+    assert plan.files[-1].path == WEIGHTS  # small files first
+    weights = plan.files[-1]
+    assert weights.size == (SRC / WEIGHTS).stat().st_size and len(weights.sha256 or "") == 64
+    assert all(f.git_sha1 for f in plan.files if f.path != WEIGHTS)
+    assert plan.total_bytes == sum((SRC / n).stat().st_size for n in EXPECTED)
+
+
+def test_full_download(serve: Serve, tmp_path: Path) -> None:
+    hub = serve()
+    events: list[ProgressEvent] = []
+    dest = download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url,
+                               progress=events.append)
+    assert_complete(dest)
+    assert not any(r.path.endswith(".bin") for r in hub.requests)
+    assert {e.stage for e in events} == {"download"}
+    done = [e.done for e in events]
+    assert done == sorted(done) and done[-1] == events[-1].total
+    assert events[-1].total == sum((SRC / n).stat().st_size for n in EXPECTED)
+    assert any("MB/s" in e.message and "left" in e.message for e in events)
+
+
+def test_complete_files_are_not_fetched_again(serve: Serve, tmp_path: Path) -> None:
+    hub = serve()
+    download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url)
+    fetched = len(hub.gets_of(WEIGHTS))
+    events: list[ProgressEvent] = []
+    download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url, progress=events.append)
+    assert len(hub.gets_of(WEIGHTS)) == fetched == 1
+    assert all("already downloaded" in e.message for e in events)
+    assert events[-1].done == events[-1].total
+
+
+def test_interrupted_download_resumes_with_a_range_request(serve: Serve, tmp_path: Path) -> None:
+    hub = serve("interrupt", interrupt_after=300_000)
+    dest = tmp_path / "ckpt"
+    with pytest.raises(NetworkError, match=r"could not reach 127\.0\.0\.1"):
+        download_checkpoint(REPO, dest, endpoint=hub.url)
+    partial = dest / (WEIGHTS + PARTIAL_SUFFIX)
+    kept = partial.stat().st_size
+    assert 0 < kept <= 300_000
+    assert not (dest / WEIGHTS).exists()
+
+    download_checkpoint(REPO, dest, endpoint=hub.url)
+    first, second = hub.gets_of(WEIGHTS)
+    assert first.range is None
+    assert second.range == f"bytes={kept}-" and second.status == 206
+    assert second.body_bytes == (SRC / WEIGHTS).stat().st_size - kept
+    assert_complete(dest)
+
+
+def test_server_ignoring_range_restarts_the_file(serve: Serve, tmp_path: Path) -> None:
+    hub = serve("interrupt", interrupt_after=300_000, ranges=False)
+    dest = tmp_path / "ckpt"
+    with pytest.raises(NetworkError):
+        download_checkpoint(REPO, dest, endpoint=hub.url)
+    events: list[ProgressEvent] = []
+    download_checkpoint(REPO, dest, endpoint=hub.url, progress=events.append)
+    second = hub.gets_of(WEIGHTS)[1]
+    assert second.range is not None and second.status == 200
+    assert second.body_bytes == (SRC / WEIGHTS).stat().st_size
+    assert all(e.done <= e.total for e in events) and events[-1].done == events[-1].total
+    assert_complete(dest)
+
+
+def test_cancel_keeps_the_partial_file_and_resumes(serve: Serve, tmp_path: Path) -> None:
+    hub = serve()
+    dest = tmp_path / "ckpt"
+    cancel = CancelFlag()
+    seen: list[ProgressEvent] = []
+
+    def cancel_in_weights(event: ProgressEvent) -> None:
+        seen.append(event)
+        if event.message.startswith(WEIGHTS):
+            cancel.cancel()
+
+    with pytest.raises(Cancelled, match="cancelled"):
+        download_checkpoint(REPO, dest, endpoint=hub.url, progress=cancel_in_weights,
+                            cancel=cancel)
+    assert sum(e.message.startswith(WEIGHTS) for e in seen) == 1  # stopped at once
+    kept = (dest / (WEIGHTS + PARTIAL_SUFFIX)).stat().st_size
+    assert 0 < kept < (SRC / WEIGHTS).stat().st_size
+
+    cancel.reset()
+    download_checkpoint(REPO, dest, endpoint=hub.url, cancel=cancel)
+    assert hub.gets_of(WEIGHTS)[-1].range == f"bytes={kept}-"
+    assert_complete(dest)
+
+
+def test_cancel_after_the_first_event(serve: Serve, tmp_path: Path) -> None:
+    hub = serve()
+    cancel = CancelFlag()
+    with pytest.raises(Cancelled):
+        download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url,
+                            progress=lambda _: cancel.cancel(), cancel=cancel)
+    assert len([r for r in hub.requests if "/resolve/" in r.path]) == 1
+    download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url)
+    assert_complete(tmp_path / "ckpt")
+
+
+def test_private_repo_needs_a_token(serve: Serve, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = serve("token")
+    with pytest.raises(NotLoggedInError) as error:
+        download_checkpoint(REPO, tmp_path / "a", endpoint=hub.url)
+    assert "`hf auth login`" in str(error.value) and "HF_TOKEN" in str(error.value)
+    with pytest.raises(NotLoggedInError, match="did not accept your access token"):
+        download_checkpoint(REPO, tmp_path / "b", endpoint=hub.url, token="hf_wrong")
+
+    download_checkpoint(REPO, tmp_path / "c", endpoint=hub.url, token=TOKEN)
+    assert_complete(tmp_path / "c")
+    monkeypatch.setenv("HF_TOKEN", TOKEN)  # the library's own token lookup
+    download_checkpoint(REPO, tmp_path / "d", endpoint=hub.url)
+    assert_complete(tmp_path / "d")
+    assert all(r.authorization == f"Bearer {TOKEN}" for r in hub.requests[-len(EXPECTED):])
+
+
+def test_gated_repo_without_login_and_without_licence(serve: Serve, tmp_path: Path) -> None:
+    hub = serve("gated")
+    page = f"https://huggingface.co/{REPO}"
+    with pytest.raises(NotLoggedInError) as error:
+        download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url)
+    assert "`hf auth login`" in str(error.value) and page in str(error.value)
+    with pytest.raises(LicenceNotAcceptedError) as error:
+        download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url, token=TOKEN)
+    assert page in str(error.value) and "accept the licence" in str(error.value)
+    assert list((tmp_path / "ckpt").iterdir()) == []
+
+
+def test_missing_file_and_missing_repo(serve: Serve, tmp_path: Path) -> None:
+    hub = serve("missing")
+    with pytest.raises(HubNotFoundError, match=r"no file tokenizer\.json in google/pg2-tiny"):
+        download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url)
+    # Like the real hub: 401 to anonymous users (it may be private), 404 once logged in.
+    with pytest.raises(NotLoggedInError, match="or the name is wrong"):
+        plan_download("google/nope", endpoint=hub.url)
+    with pytest.raises(HubNotFoundError, match="There is no model called google/nope"):
+        plan_download("google/nope", endpoint=hub.url, token=TOKEN)
+    with pytest.raises(HubNotFoundError, match="no revision called 'v9'"):
+        plan_download(REPO, revision="v9", endpoint=hub.url)
+
+
+def test_corrupted_file_is_deleted(serve: Serve, tmp_path: Path) -> None:
+    hub = serve("corrupt")
+    dest = tmp_path / "ckpt"
+    with pytest.raises(CorruptDownloadError, match=r"corrupted.*try again"):
+        download_checkpoint(REPO, dest, endpoint=hub.url)
+    assert not (dest / WEIGHTS).exists()
+    assert not (dest / (WEIGHTS + PARTIAL_SUFFIX)).exists()
+    assert sorted(p.name for p in dest.iterdir()) == [n for n in EXPECTED if n != WEIGHTS]
+
+
+def test_repo_without_safetensors_is_refused(tmp_path: Path) -> None:
+    files = {"config.json": b"{}", "pytorch_model.bin": PICKLE}
+    with FakeHub(files, REPO) as hub, pytest.raises(DownloadError) as error:
+        plan_download(REPO, endpoint=hub.url)
+    assert "no .safetensors weights" in str(error.value)
+    assert "pytorch_model.bin" in str(error.value)
+    assert not any("/resolve/" in r.path for r in hub.requests)
+
+
+def test_network_down(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(NetworkError) as error:
+        download_checkpoint(REPO, tmp_path / "ckpt", endpoint=f"http://127.0.0.1:{port}")
+    assert str(error.value).startswith("PaliDesk could not reach 127.0.0.1")
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_not_enough_disk_space_stops_before_downloading(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = serve()
+    plan = plan_download(REPO, endpoint=hub.url)
+    free = 600 << 20
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(
+        10 << 30, (10 << 30) - free, free))
+    with pytest.raises(DiskSpaceError) as error:
+        download_checkpoint(plan, tmp_path / "ckpt", quant_types=["Q4_K_M"])
+    message = str(error.value)
+    assert "needs about 1.1 GB" in message and "only 629.1 MB is free" in message
+    assert not any("/resolve/" in r.path for r in hub.requests)
+
+
+def test_required_disk_bytes_counts_conversion_and_quants(serve: Serve) -> None:
+    plan = plan_download(REPO, endpoint=serve().url)  # not in the catalog: ratio estimate
+    weights, base = plan.weights_bytes, plan.total_bytes + DISK_MARGIN_BYTES
+    assert required_disk_bytes(plan, convert=False) == base
+    assert required_disk_bytes(plan, ["q8_0", "F16"]) == base + weights + int(weights * 0.54)
+
+    entry = catalog.find("paligemma2-3b-pt-224")  # in the catalog: its computed sizes
+    real = DownloadPlan(entry.repo_id, "main", COMMIT,
+                        [RemoteFile(WEIGHTS, entry.download_bytes())])
+    assert required_disk_bytes(real, ["Q4_K_M"]) == (
+        entry.download_bytes() + DISK_MARGIN_BYTES + entry.quant_file_bytes("F16")
+        + entry.text_file_bytes("Q4_K_M"))
+
+
+def test_full_disk_while_writing_is_a_disk_space_error(tmp_path: Path) -> None:
+    error = write_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "x.bin")
+    assert isinstance(error, DiskSpaceError) and "disk is full" in str(error)
+
+
+def test_progress_messages_show_speed_and_time_left() -> None:
+    now = [100.0]
+    events: list[ProgressEvent] = []
+    meter = ByteProgress(events.append, total=95_000_000, interval_s=1.0,
+                         clock=lambda: now[0])
+    meter.skipped(20_000_000, WEIGHTS, "resuming after 20.0 MB")
+    for _ in range(4):
+        now[0] += 0.5
+        meter.received(5_000_000, WEIGHTS)  # 10 MB/s
+    assert [e.done for e in events] == [20_000_000, 25_000_000, 35_000_000]  # throttled
+    assert events[-1].message == (f"{WEIGHTS}: 35.0 MB of 95.0 MB, 10.0 MB/s, "
+                                  "about 6 s left")
+    assert format_duration(200) == "3 min 20 s" and format_duration(3900) == "1 h 05 min"
+
+
+def test_fake_hub_also_serves_huggingface_hub_downloads(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake hub is faithful enough for the library's own listing and download paths."""
+    import tqdm
+
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # no tqdm monitor thread left
+    hub = serve()
+    tree = {f.path: f for f in HfApi(endpoint=hub.url).list_repo_tree(REPO)
+            if isinstance(f, RepoFile)}
+    assert set(tree) == {*EXPECTED, "pytorch_model.bin"}
+    assert tree[WEIGHTS].lfs is not None and tree[WEIGHTS].lfs.size == tree[WEIGHTS].size
+    metadata = get_hf_file_metadata(hf_hub_url(REPO, WEIGHTS, endpoint=hub.url))
+    assert metadata.commit_hash == COMMIT and metadata.size == tree[WEIGHTS].size
+    assert metadata.etag == tree[WEIGHTS].lfs.sha256
+    path = hf_hub_download(REPO, WEIGHTS, endpoint=hub.url, cache_dir=tmp_path / "cache")
+    assert Path(path).read_bytes() == (SRC / WEIGHTS).read_bytes()
+
+
+def test_cli_models_pull(serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli.main import main
+
+    hub = serve()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    assert main(["models", "pull", "pg2-tiny-224", "--dest", str(tmp_path / "ckpt")]) == 0
+    assert_complete(tmp_path / "ckpt")
+    err = capsys.readouterr().err
+    assert "download:" in err and f"downloaded {REPO}" in err
+
+    assert main(["models", "pull", "google/nope", "--dest", str(tmp_path / "x"),
+                 "--token", TOKEN]) == 1
+    assert "error: There is no model called google/nope" in capsys.readouterr().err
