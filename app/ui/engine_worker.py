@@ -8,6 +8,7 @@ behind the very generation it is meant to stop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from app.engine.events import GenerationOptions, TokenEvent
 from app.engine.llama_library import supports_gpu_offload
 from app.errors import PaliDeskError
 from app.hardware import detect, format_gb
+from app.models.fit import choose
 from app.models.model_folder import ModelFolder
 from app.progress import CancelFlag
 from app.tasks.prompts import TaskRequest
@@ -31,8 +33,9 @@ log = logging.getLogger("palidesk.ui")
 @dataclass(frozen=True)
 class LoadRequest:
     folder: Path
-    quant: str | None  # None = best installed
+    quant: str | None  # None = automatic: the fit estimate chooses for this machine
     config: EngineConfig
+    auto_gpu_layers: bool = True  # let the fit estimate choose the GPU layers too
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LoadedModel:
     image_size: int
     checkpoint_kind: str  # "pt", "mix" or "unknown" (from the source checkpoint's name)
     device: str
+    choice: str | None = None  # the automatic choice, in one sentence, when it was made
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,20 @@ class EngineWorker(QObject):
 
     @Slot(object)
     def load_model(self, request: LoadRequest) -> None:
+        choice_sentence = None
         try:
             folder = ModelFolder(request.folder)
-            pair = folder.resolve(request.quant)
-            self.engine.load(pair, request.config)
+            quant, config = request.quant, request.config
+            if quant is None or request.auto_gpu_layers:
+                choice = choose(folder, detect(), available_quants=folder.text_types())
+                choice_sentence = choice.sentence
+                if quant is None and choice.device != "none":
+                    quant = choice.quant
+                if request.auto_gpu_layers:
+                    config = dataclasses.replace(config, gpu_layers=max(0, choice.gpu_layers)
+                                                 if choice.device != "gpu" else -1)
+            pair = folder.resolve(quant)
+            self.engine.load(pair, config)
         except PaliDeskError as exc:
             self.model_failed.emit(str(exc))
             return
@@ -111,6 +125,7 @@ class EngineWorker(QObject):
             image_size=pair.image_size,
             checkpoint_kind=checkpoint_kind(str(folder.manifest.source.get("name", ""))),
             device=device,
+            choice=choice_sentence,
         ))
 
     @Slot(object)

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 _TEXT = """<h3>No model loaded</h3>
 <p>PaliDesk runs Google's PaliGemma 2 on your computer. It needs a <b>model folder</b>:
 a checkpoint converted for llama.cpp.</p>
-<ol>
-<li>Download a PaliGemma 2 checkpoint from Hugging Face, e.g.
-<code>google/paligemma2-3b-mix-224</code> (accept its licence there first).</li>
-<li>Convert and quantize it in a terminal:<br>
-<code>palidesk convert ~/hf/paligemma2-3b-mix-224 --out ~/models/pg2-3b-mix-224</code><br>
-<code>palidesk quantize ~/models/pg2-3b-mix-224 --type Q4_K_M</code></li>
-<li>Choose that folder here.</li>
-</ol>
+<p><b>Get a Model…</b> lists every PaliGemma 2 checkpoint with how it fits this
+computer, and downloads, converts and quantizes the one you pick (accept its licence on
+Hugging Face first). It also imports a checkpoint folder you already have, such as your
+own fine-tune.</p>
+<p>In a terminal: <code>palidesk models pull paligemma2-3b-mix-224</code>, or
+<code>palidesk convert HF_FOLDER --out MODEL_FOLDER</code> then choose that folder.</p>
 <p>Meanwhile you can already drop images onto the window.</p>"""
 
 
 class FirstRunPanel(QFrame):
     choose_folder_requested = Signal()
+    models_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,9 +27,14 @@ class FirstRunPanel(QFrame):
         text = QLabel(_TEXT)
         text.setWordWrap(True)
         text.setTextFormat(Qt.TextFormat.RichText)
+        get = QPushButton("Get a Model…")
+        get.clicked.connect(self.models_requested)
         button = QPushButton("Choose Model Folder…")
         button.clicked.connect(self.choose_folder_requested)
         layout = QVBoxLayout(self)
         layout.addWidget(text)
-        layout.addWidget(button)
+        row = QHBoxLayout()
+        row.addWidget(get)
+        row.addWidget(button)
+        layout.addLayout(row)
         self.button = button

@@ -31,6 +31,7 @@ from app.engine.engine import EngineConfig
 from app.engine.events import GenerationOptions
 from app.errors import HistoryError
 from app.history import HistoryRecord, HistoryStore, file_sha256
+from app.models.installed import InstalledModels
 from app.settings import Settings, SettingsStore
 from app.tasks.task_runner import TaskResult
 from app.ui.batch_progress import BatchProgress
@@ -41,6 +42,7 @@ from app.ui.history_dialog import HistoryDialog
 from app.ui.image_files import paths_from_mime
 from app.ui.image_queue import ImageQueue, QueueItem
 from app.ui.image_view import ImageView
+from app.ui.models_dialog import ModelsDialog
 from app.ui.notice_bar import NoticeBar
 from app.ui.results_panel import ResultsPanel
 from app.ui.settings_dialog import SettingsDialog
@@ -144,6 +146,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Add Folder…", self.queue.ask_add_folder))
         file_menu.addAction(self._action("Paste Image", self.paste, QKeySequence.StandardKey.Paste))
         file_menu.addSeparator()
+        file_menu.addAction(self._action("Models…", self.show_models, "Ctrl+M"))
         file_menu.addAction(self._action("Choose Model Folder…", self.choose_model_folder))
         export_menu = file_menu.addMenu("Export Results")
         for kind, label in EXPORT_KINDS:
@@ -184,6 +187,7 @@ class MainWindow(QMainWindow):
         self.task_panel.run_all_requested.connect(self.run_all)
         self.task_panel.cancel_requested.connect(self.cancel)
         self.first_run.choose_folder_requested.connect(self.choose_model_folder)
+        self.first_run.models_requested.connect(self.show_models)
 
     # --- model -------------------------------------------------------------------------
 
@@ -201,14 +205,19 @@ class MainWindow(QMainWindow):
         self.loading = True
         self.model_label.setText(f"Loading {folder.name}…")
         self._update_run_state()
-        self.engine.load_requested.emit(LoadRequest(folder, quant, self.engine_config()))
+        self.engine.load_requested.emit(LoadRequest(
+            folder, quant, self.engine_config(),
+            auto_gpu_layers=self.settings.gpu_layers is None))
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
         self.loading = False
         self.model = model
         self.first_run.hide()
         self.model_label.setText(f"{model.name} · {model.quant} · {model.image_size} px")
+        self.model_label.setToolTip(model.choice or "")
         self.device_label.setText(model.device)
+        if model.choice and self.settings.quantization in ("auto", ""):
+            self.statusBar().showMessage(model.choice, 15_000)
         self.task_panel.set_checkpoint_kind(model.checkpoint_kind)
         self._update_run_state()
 
@@ -223,11 +232,8 @@ class MainWindow(QMainWindow):
 
     def choose_model_folder(self) -> None:
         folder = self._ask_model_folder()
-        if folder is None:
-            return
-        self.settings.model_folder = str(folder)
-        self._save_settings()
-        self.load_model(folder)
+        if folder is not None:
+            self.use_model_folder(folder)
 
     def _ask_model_folder(self) -> Path | None:
         start = self.settings.model_folder or self.settings.models_dir
@@ -445,6 +451,16 @@ class MainWindow(QMainWindow):
         changed = any(getattr(old, k) != getattr(new, k) for k in reload_keys)
         if new.model_folder and (changed or self.model is None):
             self.load_model(Path(new.model_folder))
+
+    def show_models(self) -> None:
+        dialog = ModelsDialog(InstalledModels(Path(self.settings.models_dir)), parent=self)
+        dialog.model_chosen.connect(self.use_model_folder)
+        dialog.exec()
+
+    def use_model_folder(self, folder: Path) -> None:
+        self.settings.model_folder = str(folder)
+        self._save_settings()
+        self.load_model(Path(folder))
 
     def show_history(self) -> None:
         dialog = HistoryDialog(self.history, self)

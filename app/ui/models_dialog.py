@@ -1,0 +1,239 @@
+"""Models: the catalog with a fit badge per quantization for this machine, the installed
+models, and prepare / import / remove with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from app.hardware import HardwareReport, detect, format_gb
+from app.models.catalog import CATALOG, CatalogEntry
+from app.models.fit import choose, fit_badge
+from app.models.installed import InstalledModels
+from app.models.prepare import PrepareRequest
+from app.progress import ProgressEvent
+from app.ui.prepare_worker import PrepareThread
+
+BADGE_QUANTS = ("F16", "Q8_0", "Q4_K_M")
+_BADGE_COLORS = {"fits on GPU": "#2e7d32", "partial offload": "#ef6c00",
+                 "CPU only": "#1565c0", "too large": "#c62828"}
+
+
+class ModelsDialog(QDialog):
+    """``model_chosen(Path)`` is emitted when the user picks an installed model."""
+
+    model_chosen = Signal(object)
+
+    def __init__(self, models: InstalledModels, hardware: HardwareReport | None = None,
+                 parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.resize(980, 640)
+        self.models = models
+        self.hardware = hardware or detect()
+        self.preparer = PrepareThread(models, self)
+        self.preparer.worker.progress.connect(self._on_progress)
+        self.preparer.worker.finished.connect(self._on_prepared)
+        self.preparer.worker.failed.connect(self._on_failed)
+        self.busy = False
+
+        self.hardware_label = QLabel(self.hardware.summary())
+        self.catalog = QTableWidget(0, 4 + len(BADGE_QUANTS))
+        self.catalog.setHorizontalHeaderLabels(["Model", "Kind", "Image", "Download",
+                                                *BADGE_QUANTS])
+        self.catalog.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.catalog.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.choice_label = QLabel()
+        self.choice_label.setWordWrap(True)
+        self.prepare_button = QPushButton("Download and Prepare")
+        self.import_button = QPushButton("Import Folder…")
+        self.installed = QTableWidget(0, 4)
+        self.installed.setHorizontalHeaderLabels(["Installed", "Image", "Types", "Size"])
+        self.installed.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.installed.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.use_button = QPushButton("Use This Model")
+        self.remove_button = QPushButton("Remove…")
+        self.disk_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.hardware_label)
+        layout.addWidget(self.catalog, 3)
+        layout.addWidget(self.choice_label)
+        row = QHBoxLayout()
+        row.addWidget(self.prepare_button)
+        row.addWidget(self.import_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addWidget(self.installed, 2)
+        row = QHBoxLayout()
+        row.addWidget(self.use_button)
+        row.addWidget(self.remove_button)
+        row.addStretch(1)
+        row.addWidget(self.disk_label)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+
+        self.catalog.itemSelectionChanged.connect(self._show_choice)
+        self.prepare_button.clicked.connect(self.prepare_selected)
+        self.import_button.clicked.connect(self.import_folder)
+        self.use_button.clicked.connect(self.use_selected)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.cancel_button.clicked.connect(self.preparer.cancel)
+        self._fill_catalog()
+        self.refresh_installed()
+
+    # --- catalog -----------------------------------------------------------------------
+
+    def _fill_catalog(self) -> None:
+        self.catalog.setRowCount(len(CATALOG))
+        for row, entry in enumerate(CATALOG):
+            cells = [entry.name, entry.kind, f"{entry.image_size} px",
+                     format_gb(entry.download_bytes())]
+            for column, text in enumerate(cells):
+                self.catalog.setItem(row, column, QTableWidgetItem(text))
+            for offset, quant in enumerate(BADGE_QUANTS):
+                badge = fit_badge(entry, quant, self.hardware)
+                item = QTableWidgetItem(f"{badge} · {format_gb(entry.quant_file_bytes(quant))}")
+                item.setForeground(Qt.GlobalColor.white)
+                item.setBackground(QColor(_BADGE_COLORS[badge]))
+                self.catalog.setItem(row, 4 + offset, item)
+        self.catalog.resizeColumnsToContents()
+
+    def selected_entry(self) -> CatalogEntry | None:
+        rows = {i.row() for i in self.catalog.selectedItems()}
+        return CATALOG[min(rows)] if rows else None
+
+    def _show_choice(self) -> None:
+        entry = self.selected_entry()
+        if entry is None:
+            self.choice_label.clear()
+            return
+        choice = choose(entry, self.hardware)
+        licence = (f" Downloading needs a Hugging Face account that accepted the licence at "
+                   f"{entry.licence_url}." if entry.gated else "")
+        self.choice_label.setText(f"{entry.description} {choice.sentence}{licence}")
+
+    # --- installed ---------------------------------------------------------------------
+
+    def refresh_installed(self) -> None:
+        installed = self.models.list()
+        self.installed.setRowCount(len(installed))
+        for row, model in enumerate(installed):
+            for column, text in enumerate([model.name, f"{model.manifest.image_size} px",
+                                           ", ".join(model.text_types),
+                                           format_gb(model.size_bytes)]):
+                self.installed.setItem(row, column, QTableWidgetItem(text))
+        self.installed.resizeColumnsToContents()
+        self.disk_label.setText(f"{format_gb(self.models.disk_use())} used in "
+                                f"{self.models.models_dir}")
+
+    def selected_installed(self) -> str | None:
+        rows = {i.row() for i in self.installed.selectedItems()}
+        if not rows:
+            return None
+        return self.installed.item(min(rows), 0).text()
+
+    def use_selected(self) -> None:
+        name = self.selected_installed()
+        if name is not None:
+            self.model_chosen.emit(self.models.folder_for(name))
+            self.accept()
+
+    def remove_selected(self) -> None:
+        name = self.selected_installed()
+        if name is None or not self.confirm_remove(name):
+            return
+        try:
+            self.models.remove(name)
+        except Exception as exc:
+            self.status.setText(str(exc))
+        self.refresh_installed()
+
+    def confirm_remove(self, name: str) -> bool:
+        answer = QMessageBox.question(self, "Remove model",
+                                      f"Delete {name} and its files from this computer?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    # --- preparing ---------------------------------------------------------------------
+
+    def prepare_selected(self) -> None:
+        entry = self.selected_entry()
+        if entry is None or self.busy:
+            return
+        choice = choose(entry, self.hardware)
+        quant = choice.quant if choice.device != "none" else "Q4_K_M"
+        self.start(PrepareRequest(entry.name, (quant,), repo_id=entry.repo_id))
+
+    def import_folder(self) -> None:
+        folder = self.ask_directory()
+        if folder is None or self.busy:
+            return
+        self.start(PrepareRequest(folder.name, ("Q4_K_M",), local_path=folder))
+
+    def ask_directory(self) -> Path | None:
+        chosen = QFileDialog.getExistingDirectory(
+            self, "Import a Hugging Face checkpoint or a PaliDesk model folder")
+        return Path(chosen) if chosen else None
+
+    def start(self, request: PrepareRequest) -> None:
+        self.busy = True
+        self._set_buttons()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText(f"Preparing {request.name}…")
+        self.preparer.start_requested.emit(request)
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if event.total > 1:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(event.fraction * 1000))
+        else:
+            self.progress.setRange(0, 0)
+        self.status.setText(f"{event.stage}: {event.message}")
+
+    def _on_prepared(self, folder: Path) -> None:
+        self.busy = False
+        self._set_buttons()
+        self.progress.hide()
+        self.status.setText(f"Installed {folder.name}.")
+        self.refresh_installed()
+
+    def _on_failed(self, message: str) -> None:
+        self.busy = False
+        self._set_buttons()
+        self.progress.hide()
+        self.status.setText(message)
+        self.refresh_installed()
+
+    def _set_buttons(self) -> None:
+        for button in (self.prepare_button, self.import_button, self.remove_button):
+            button.setEnabled(not self.busy)
+        self.cancel_button.setEnabled(self.busy)
+
+    def done(self, result: int) -> None:
+        self.preparer.stop()
+        super().done(result)
