@@ -27,6 +27,8 @@ def main() -> int:
                         "main-window.png")
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--no-model", action="store_true", help="show the first-run panel")
+    parser.add_argument("--dialog", choices=("settings", "models"),
+                        help="also save a screenshot of this dialog (beside --out)")
     args = parser.parse_args()
 
     from PySide6.QtCore import QEventLoop, QTimer
@@ -80,6 +82,29 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(args.out))
     print(f"saved {args.out}")
+    if args.dialog:
+        from app.models.installed import InstalledModels
+        from app.ui.models_dialog import ModelsDialog
+        from app.ui.settings_dialog import SettingsDialog
+
+        if args.dialog == "settings":
+            dialog = SettingsDialog(window.settings, window)
+        else:
+            models = InstalledModels(tmp / "models")
+            if settings.model_folder:
+                import shutil
+
+                shutil.copytree(settings.model_folder, models.folder_for("pg2-tiny-224"))
+            dialog = ModelsDialog(models, parent=window)
+            dialog.catalog.selectRow(1)
+        dialog.show()
+        loop = QEventLoop()
+        QTimer.singleShot(500, loop.quit)
+        loop.exec()
+        path = args.out.with_name(f"{args.dialog}-dialog.png")
+        dialog.grab().save(str(path))
+        print(f"saved {path}")
+        dialog.done(0)
     window.close()
     window.history.close()
     return 0

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.hardware import HardwareReport, detect, format_gb
 from app.models.catalog import CATALOG, CatalogEntry
+from app.models.disk_space import format_size
 from app.models.fit import choose, fit_badge
 from app.models.installed import InstalledModels
 from app.models.prepare import PrepareRequest
@@ -56,6 +57,7 @@ class ModelsDialog(QDialog):
         self.catalog.setHorizontalHeaderLabels(["Model", "Kind", "Image", "Download",
                                                 *BADGE_QUANTS])
         self.catalog.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.catalog.verticalHeader().hide()
         self.catalog.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.choice_label = QLabel()
         self.choice_label.setWordWrap(True)
@@ -64,6 +66,7 @@ class ModelsDialog(QDialog):
         self.installed = QTableWidget(0, 4)
         self.installed.setHorizontalHeaderLabels(["Installed", "Image", "Types", "Size"])
         self.installed.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.installed.verticalHeader().hide()
         self.installed.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.use_button = QPushButton("Use This Model")
         self.remove_button = QPushButton("Remove…")
@@ -135,7 +138,8 @@ class ModelsDialog(QDialog):
         choice = choose(entry, self.hardware)
         licence = (f" Downloading needs a Hugging Face account that accepted the licence at "
                    f"{entry.licence_url}." if entry.gated else "")
-        self.choice_label.setText(f"{entry.description} {choice.sentence}{licence}")
+        description = entry.description.rstrip(". ") + "."
+        self.choice_label.setText(f"{description} {choice.sentence}{licence}")
 
     # --- installed ---------------------------------------------------------------------
 
@@ -145,10 +149,10 @@ class ModelsDialog(QDialog):
         for row, model in enumerate(installed):
             for column, text in enumerate([model.name, f"{model.manifest.image_size} px",
                                            ", ".join(model.text_types),
-                                           format_gb(model.size_bytes)]):
+                                           format_size(model.size_bytes)]):
                 self.installed.setItem(row, column, QTableWidgetItem(text))
         self.installed.resizeColumnsToContents()
-        self.disk_label.setText(f"{format_gb(self.models.disk_use())} used in "
+        self.disk_label.setText(f"{format_size(self.models.disk_use())} used in "
                                 f"{self.models.models_dir}")
 
     def selected_installed(self) -> str | None:

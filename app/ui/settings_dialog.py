@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.errors import ModelFolderError
+from app.errors import ModelFolderError, PaliDeskError
+from app.hardware import HardwareReport, detect
+from app.models.fit import choose, fit_badge
 from app.models.model_folder import ModelFolder
 from app.settings.settings import Settings
 from app.settings.validation import MAX_NEW_TOKENS
@@ -86,10 +88,12 @@ def describe_folder(path: str) -> tuple[str, list[tuple[str, int]], bool]:
 class SettingsDialog(QDialog):
     """Edits a copy of ``settings``; ``result_settings()`` returns it after OK."""
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None,
+                 hardware: HardwareReport | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._settings = settings
+        self._hardware = hardware
         self._wanted_quant = settings.quantization
         layout = QVBoxLayout(self)
         layout.addWidget(self._model_section())
@@ -122,8 +126,8 @@ class SettingsDialog(QDialog):
         return result
 
     def set_fit_note(self, text: str | None) -> None:
-        """Show (or with None hide) a note beside the quantization, such as "Fits this
-        GPU". The slot for the VRAM-driven automatic choice; nothing calls it yet."""
+        """Show (or with None hide) the note under the quantization: the automatic
+        choice's reason, e.g. "Q5_K_M fits in 7.6 GB free of 8 GB on RTX 3070 …"."""
         self.fit_label.setText(text or "")
         self.fit_label.setVisible(bool(text))
 
@@ -152,13 +156,12 @@ class SettingsDialog(QDialog):
         self.quant_combo = QComboBox()
         self._filling_quants = False
         self.quant_combo.currentIndexChanged.connect(lambda _index: self._on_quant_chosen())
-        # Hidden until the GPU-fit estimate exists; it will say whether the choice fits.
+        # What the automatic choice would be on this machine, and why (the fit estimate).
         self.fit_label = QLabel()
+        self.fit_label.setWordWrap(True)
         self.fit_label.hide()
-        quant_row = QHBoxLayout()
-        quant_row.addWidget(self.quant_combo, 1)
-        quant_row.addWidget(self.fit_label)
-        form.addRow("Quantization:", quant_row)
+        form.addRow("Quantization:", self.quant_combo)
+        form.addRow("", self.fit_label)
         self.folder_edit.textChanged.connect(self._refresh_folder)
         return box
 
@@ -263,6 +266,29 @@ class SettingsDialog(QDialog):
         index = self.quant_combo.findData(self._wanted_quant.upper())
         self.quant_combo.setCurrentIndex(max(index, 0))
         self._filling_quants = False
+        self._update_fit(usable)
+
+    def _update_fit(self, usable: bool) -> None:
+        """Name the automatic choice and badge each type for this machine's memory."""
+        if not usable:
+            self.set_automatic_label(AUTOMATIC_QUANT_LABEL)
+            self.set_fit_note(None)
+            return
+        if self._hardware is None:
+            self._hardware = detect()
+        try:
+            folder = ModelFolder(Path(self.folder_edit.text().strip()))
+            choice = choose(folder, self._hardware, available_quants=folder.text_types())
+            for i in range(1, self.quant_combo.count()):
+                quant = str(self.quant_combo.itemData(i))
+                badge = fit_badge(folder, quant, self._hardware)
+                self.quant_combo.setItemText(i, f"{self.quant_combo.itemText(i)} · {badge}")
+        except PaliDeskError:
+            self.set_fit_note(None)
+            return
+        self.set_automatic_label(f"Automatic ({choice.quant})" if choice.device != "none"
+                                 else AUTOMATIC_QUANT_LABEL)
+        self.set_fit_note(choice.sentence)
 
     def _on_quant_chosen(self) -> None:
         # Remembered across folders: the pick comes back when a folder has that type.
