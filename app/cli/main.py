@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"palidesk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show llama.cpp's log")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation end to end on a built-in model, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     convert = sub.add_parser("convert", help="convert a Hugging Face checkpoint to GGUF")
@@ -80,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.self_test:
+            from app.selftest import run_self_test
+
+            return run_self_test()
         if args.command in (None, "gui"):
             from app.ui.app import run_gui
 

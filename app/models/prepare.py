@@ -21,9 +21,10 @@ from app.models.manifest import MANIFEST_NAME, read_manifest
 from app.models.model_folder import ModelFolder
 from app.models.quantize import quantize_folder
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent, no_progress
+from app.resources import resource_path
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
-VERIFY_IMAGE = RESOURCES / "verify-image.png"
+RESOURCES = resource_path()
+VERIFY_IMAGE = resource_path("verify-image.png")
 VERIFY_TOKENS = 4
 
 # (repo_id, destination, progress, cancel, token, endpoint) -> checkpoint folder

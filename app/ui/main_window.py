@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.build_info import gpu_build_advice
 from app.engine.engine import EngineConfig
 from app.engine.events import GenerationOptions
 from app.errors import HistoryError
@@ -34,6 +35,7 @@ from app.history import HistoryRecord, HistoryStore, file_sha256
 from app.models.installed import InstalledModels
 from app.settings import Settings, SettingsStore
 from app.tasks.task_runner import TaskResult
+from app.ui.about_dialog import show_about
 from app.ui.batch_progress import BatchProgress
 from app.ui.engine_worker import EngineThread, Job, LoadedModel, LoadRequest
 from app.ui.export_actions import EXPORT_KINDS, export_records
@@ -77,7 +79,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.task_panel.load_settings(self.settings)
         self._restore_geometry()
-        for warning in (loaded.warning, history.warning):
+        for warning in (gpu_build_advice(), loaded.warning, history.warning):
             if warning:
                 self.notices.show_notice(warning)
         self._update_run_state()
@@ -170,6 +172,7 @@ class MainWindow(QMainWindow):
         settings_menu = bar.addMenu("&Settings")
         settings_menu.addAction(self._action("Preferences…", self.show_settings,
                                              QKeySequence.StandardKey.Preferences))
+        bar.addMenu("&Help").addAction(self._action("About PaliDesk", lambda: show_about(self)))
 
     def _connect(self) -> None:
         worker = self.engine.worker
