@@ -7,6 +7,7 @@ as it is read, from a memory map, so peak memory stays near the largest single t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import struct
@@ -126,10 +127,9 @@ class SafetensorsFiles:
         page = mmap.PAGESIZE
         begin = first - first % page
         end = min(first + rows.nbytes, len(mapped))
-        try:
+        # Only an optimisation (memory use, not correctness): a refusal is fine.
+        with contextlib.suppress(OSError, ValueError):
             mapped.madvise(mmap.MADV_DONTNEED, begin, end - begin)
-        except (OSError, ValueError):
-            pass  # only an optimisation: memory use, not correctness
 
     def _map(self, path: Path) -> mmap.mmap:
         if path not in self._maps:
