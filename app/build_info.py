@@ -17,7 +17,7 @@ VENV_FILE = "palidesk-llama-build.json"
 GPU_VARIANTS = ("cuda", "metal", "vulkan")
 # bootstrap.py's variant names are CPU instruction sets; all of them are CPU builds.
 _CPU_FLAVOURS = ("avx512", "avx2", "generic", "default")
-DOWNLOAD_HINT = "the installer whose name ends in -cuda"
+DOWNLOAD_HINT = "the installer whose file name ends in -cuda"
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,6 @@ def gpu_build_advice(info: BuildInfo | None = None) -> str | None:
     info = info or read_build_info()
     if not info.frozen:
         return advice
-    return ("An NVIDIA GPU is present, but this PaliDesk is the "
-            f"{info.variant} build, so models run on the CPU. A CUDA build of PaliDesk "
-            f"exists: install {DOWNLOAD_HINT} to use the GPU.")
+    return ("An NVIDIA GPU is present, but this PaliDesk is a CPU-only build "
+            f"({info.variant}), so models run on the CPU. A CUDA build of PaliDesk exists: "
+            f"install {DOWNLOAD_HINT} to use the GPU.")

@@ -121,7 +121,9 @@ def _llama_facts(say: Say) -> bool:
         offload = supports_gpu_offload()
     except Exception as exc:
         raise SelfTestFailure(f"llama.cpp could not be loaded: {exc}") from exc
-    say("llama-cpp-python", str(getattr(llama_cpp, "__version__", "unknown")))
+    # Where libllama came from: inside the bundle when frozen, the venv otherwise.
+    library = getattr(getattr(llama_cpp.llama_cpp, "_lib", None), "_name", "unknown")
+    say("llama-cpp-python", f"{getattr(llama_cpp, '__version__', 'unknown')} ({library})")
     say("llama.cpp system", info)
     say("GPU offload", "available" if offload else "not available (CPU-only llama.cpp build)")
     return offload

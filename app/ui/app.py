@@ -12,10 +12,11 @@ from platformdirs import user_cache_dir
 def run_gui(argv: list[str] | None = None, images: list[Path] | None = None) -> int:
     """Open the PaliDesk window (optionally with ``images`` queued); returns the exit code."""
     from PySide6.QtCore import Qt
-    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication
 
     from app.history import HistoryStore, default_history_path
+    from app.resources import resource_path
     from app.settings import SettingsStore, default_settings_path
     from app.ui.main_window import MainWindow
 
@@ -28,6 +29,10 @@ def run_gui(argv: list[str] | None = None, images: list[Path] | None = None) -> 
     app.setApplicationName("PaliDesk")
     app.setOrganizationName("PaliDesk")
     app.setDesktopFileName("palidesk")
+    icon = QIcon()
+    for size in (48, 128, 256):
+        icon.addFile(str(resource_path("icons", f"palidesk-{size}.png")))
+    app.setWindowIcon(icon)
     logging.basicConfig(level=logging.WARNING)
     history_path = default_history_path()
     history_path.parent.mkdir(parents=True, exist_ok=True)
