@@ -109,3 +109,19 @@ def test_models_cli_import_list_remove(tmp_path: Path) -> None:
     assert json.loads(palidesk("list", "--json").stdout)["models"] == []
     done = palidesk("remove", "tiny")
     assert done.returncode == 1 and "No installed model" in done.stderr
+
+
+def test_quantize_with_a_cancel_flag_runs_in_a_child_and_stops_at_once(tmp_path: Path) -> None:
+    from app.convert.converter import convert_checkpoint
+    from app.models.quantize import quantize_folder
+
+    out = tmp_path / "m"
+    convert_checkpoint(SRC, out, "f16")
+    seen: list[ProgressEvent] = []
+    target = quantize_folder(out, "Q4_K_M", progress=seen.append, cancel=CancelFlag())
+    assert target.exists() and seen and seen[-1].done == seen[-1].total
+    cancel = CancelFlag()
+    with pytest.raises(Cancelled):
+        quantize_folder(out, "Q8_0", progress=lambda _e: cancel.cancel(), cancel=cancel)
+    assert not (out / "text-q8_0.gguf").exists()
+    assert not list(out.glob("*.partial"))

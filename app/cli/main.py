@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A frozen app must let multiprocessing's child (the cancellable quantizer) start here.
+    multiprocessing.freeze_support()
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

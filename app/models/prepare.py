@@ -116,7 +116,7 @@ def prepare_model(
     for quant in request.quant_types:
         cancel.check("Preparing the model")
         if quant.upper() not in _done_types(model_dir):
-            quantize_folder(model_dir, quant, progress=progress)
+            quantize_folder(model_dir, quant, progress=progress, cancel=cancel)
 
     cancel.check("Preparing the model")
     _step(progress, "verify", "loading the model and generating a few tokens")

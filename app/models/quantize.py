@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import multiprocessing
+import queue
 import re
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from app.engine.llama_library import default_threads, ensure_backend
 from app.errors import QuantizationError
 from app.models.manifest import describe_file, write_manifest
 from app.models.model_folder import QUALITY_ORDER, ModelFolder
-from app.progress import ProgressCallback, ProgressEvent, no_progress
+from app.progress import CancelFlag, ProgressCallback, ProgressEvent, no_progress
 
 FTYPES: dict[str, int] = {
     "Q2_K": llama_cpp.LLAMA_FTYPE_MOSTLY_Q2_K,
@@ -52,14 +54,84 @@ class _ProgressFromLog(logging.Handler):
             self.progress(ProgressEvent("quantize", done, total, name))
 
 
+def _run_quantizer(source: Path, target: Path, ftype: int, threads: int,
+                   progress: ProgressCallback) -> int:
+    """Call llama.cpp's quantizer here, turning its per-tensor log lines into progress."""
+    ensure_backend()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    handler = _ProgressFromLog(progress)
+    llama_log = logging.getLogger("palidesk.llama")
+    previous_level = llama_log.level
+    llama_log.addHandler(handler)
+    llama_log.setLevel(logging.DEBUG)
+    try:
+        return int(llama_cpp.llama_model_quantize(
+            str(source).encode(), str(target).encode(), ctypes.byref(params)))
+    finally:
+        llama_log.removeHandler(handler)
+        llama_log.setLevel(previous_level)
+
+
+def _child_main(source: str, target: str, ftype: int, threads: int, events) -> None:
+    """In a child process: quantize and send progress and the status back."""
+    def send(event: ProgressEvent) -> None:
+        events.put(("progress", event))
+
+    events.put(("status", _run_quantizer(Path(source), Path(target), ftype, threads, send)))
+
+
+def _run_quantizer_cancellable(source: Path, target: Path, ftype: int, threads: int,
+                               progress: ProgressCallback, cancel: CancelFlag) -> int:
+    """The quantizer in a child process, so that Cancel stops it at once.
+
+    llama_model_quantize cannot be interrupted (a 3B Q4_K_M takes ~3 minutes on 2 cores);
+    terminating a child process is the only clean way to honour a cancel.
+    """
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    child = context.Process(target=_child_main, name="palidesk-quantize",
+                            args=(str(source), str(target), ftype, threads, events),
+                            daemon=True)
+    child.start()
+    status: int | None = None
+    try:
+        while status is None:
+            try:
+                kind, value = events.get(timeout=0.2)
+            except queue.Empty:
+                if not child.is_alive() and events.empty():
+                    break  # the child died without a status (crash, killed)
+                kind, value = "idle", None
+            if kind == "progress":
+                progress(value)
+            elif kind == "status":
+                status = int(value)
+            if cancel.cancelled:
+                child.terminate()
+                child.join()
+                cancel.check("The quantization")
+    finally:
+        child.join(timeout=30)
+        events.close()
+        events.join_thread()
+    return -1 if status is None else status
+
+
 def quantize_folder(
     folder: Path,
     type_: str,
     *,
     threads: int | None = None,
     progress: ProgressCallback = no_progress,
+    cancel: CancelFlag | None = None,
 ) -> Path:
-    """Write ``text-<type>.gguf`` into ``folder`` and record it in the manifest."""
+    """Write ``text-<type>.gguf`` into ``folder`` and record it in the manifest.
+
+    With a ``cancel`` flag the quantizer runs in a child process and stops as soon as
+    the flag is set (nothing is left behind); without one it runs in this process.
+    """
     target_type = type_.upper()
     if target_type not in FTYPES:
         raise QuantizationError(
@@ -79,20 +151,15 @@ def quantize_folder(
     if target == source:
         raise QuantizationError(f"{target.name} already exists: it is the source file.")
 
-    ensure_backend()
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = FTYPES[target_type]
-    params.nthread = threads or default_threads()
-    handler = _ProgressFromLog(progress)
-    llama_log = logging.getLogger("palidesk.llama")
-    previous_level = llama_log.level
-    llama_log.addHandler(handler)
-    llama_log.setLevel(logging.DEBUG)
+    threads = threads or default_threads()
     try:
         with atomic_path(target) as temp:
-            status = llama_cpp.llama_model_quantize(
-                str(source).encode(), str(temp).encode(), ctypes.byref(params)
-            )
+            if cancel is None:
+                status = _run_quantizer(source, temp, FTYPES[target_type], threads, progress)
+            else:
+                cancel.check("The quantization")
+                status = _run_quantizer_cancellable(source, temp, FTYPES[target_type],
+                                                    threads, progress, cancel)
             if status != 0 or not temp.exists():
                 raise QuantizationError(
                     f"llama.cpp could not quantize {source.name} to {target_type} "
@@ -100,9 +167,6 @@ def quantize_folder(
                 )
     except OSError as exc:
         raise disk_error(exc, target) from exc
-    finally:
-        llama_log.removeHandler(handler)
-        llama_log.setLevel(previous_level)
     model.manifest.put_file(describe_file(target, "text", target_type))
     model.manifest.files.sort(
         key=lambda f: (f.role, QUALITY_ORDER.index(f.type) if f.type in QUALITY_ORDER else 99)
