@@ -27,6 +27,7 @@ import numpy as np
 from llama_cpp import mtmd_cpp
 from PIL import Image
 
+from app.engine.decode_threads import DecodeThreadChooser
 from app.engine.embedding_cache import ImageEmbeddingCache
 from app.engine.events import GenerationOptions, ResultEvent, Timings, TokenEvent
 from app.engine.image_input import PreparedImage, prepare_image
@@ -331,6 +332,10 @@ class Engine:
         first_token_at = decode_end = time.perf_counter()
         pos = rows.shape[0] + len(prompt_ids)
         stop = "cancelled"
+        threads = self.config.threads or 1
+        chooser = DecodeThreadChooser(threads)
+        current = threads
+        llama_cpp.llama_set_n_threads(self._ctx, threads, threads)
         while logits is not None and not cancel.cancelled:
             token = choose_token(logits, options, rng)
             tokens.append(token)
@@ -347,7 +352,14 @@ class Engine:
             if len(tokens) >= max_new:
                 stop = "max_tokens"
                 break
+            wanted = chooser.next_threads()
+            if wanted != current:
+                # Prefill keeps all threads (n_threads_batch); only decoding changes.
+                llama_cpp.llama_set_n_threads(self._ctx, wanted, threads)
+                current = wanted
+            step_start = time.perf_counter()
             logits = self._step(token, pos)
+            chooser.record(current, time.perf_counter() - step_start)
             pos += 1
         text_parts.append(decoder.decode(b"", final=True))
         decode_s = decode_end - first_token_at

@@ -80,5 +80,13 @@ def use_extra_buffer_types() -> bool:
 
 
 def default_threads() -> int:
-    """Physical-ish core count: llama.cpp decodes fastest with one thread per core."""
-    return max(1, min(os.cpu_count() or 1, 16))
+    """The CPUs this process may run on (its affinity, not the machine's count), at most 16.
+
+    llama.cpp's threads wait for each other after every graph node, so asking for more
+    threads than the process can actually use only adds waiting.
+    """
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 16))
