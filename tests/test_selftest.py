@@ -127,7 +127,7 @@ def test_frozen_cpu_build_on_an_nvidia_machine_points_at_the_cuda_installer(monk
 
 
 def _load_hook(name: str):
-    pytest.importorskip("PyInstaller")  # installed by packaging/ci_check.sh
+    pytest.importorskip("PyInstaller")  # in the dev extra (and packaging/ci_check.sh)
     path = ROOT / "packaging" / "hooks" / f"hook-{name}.py"
     spec = importlib.util.spec_from_file_location(f"palidesk_hook_{name}", path)
     module = importlib.util.module_from_spec(spec)
