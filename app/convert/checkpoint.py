@@ -152,6 +152,11 @@ def _read_config(folder: Path) -> dict:
     return config
 
 
+def _layer_count(shape: dict[str, tuple[int, ...]], prefix: str) -> int:
+    """1 + the highest layer index among tensors named ``<prefix><N>.*``."""
+    return 1 + max(int(n[len(prefix):].split(".")[0]) for n in shape if n.startswith(prefix))
+
+
 def _text_dims(config: dict, shape: dict[str, tuple[int, ...]]) -> TextDims:
     tc = {**_TEXT_DEFAULTS, **config.get("text_config", {})}
     # transformers 5 keeps rope_theta inside rope_parameters.
@@ -161,9 +166,7 @@ def _text_dims(config: dict, shape: dict[str, tuple[int, ...]]) -> TextDims:
     q_rows = shape["text.layers.0.self_attn.q_proj.weight"][0]
     head_dim = int(tc.get("head_dim", q_rows // heads))
     kv_heads = shape["text.layers.0.self_attn.k_proj.weight"][0] // head_dim
-    layers = 1 + max(
-        int(n.split(".")[2]) for n in shape if n.startswith("text.layers.")
-    )
+    layers = _layer_count(shape, "text.layers.")
     return TextDims(
         hidden=hidden,
         intermediate=shape["text.layers.0.mlp.gate_proj.weight"][0],
@@ -191,9 +194,7 @@ def _vision_dims(config: dict, shape: dict[str, tuple[int, ...]]) -> VisionDims:
     side = math.isqrt(positions)
     if side * side != positions:
         raise ConversionError(f"The vision tower has {positions} positions, not a square grid.")
-    layers = 1 + max(
-        int(n.split(".")[3]) for n in shape if n.startswith("vision.encoder.layers.")
-    )
+    layers = _layer_count(shape, "vision.encoder.layers.")
     return VisionDims(
         hidden=hidden,
         intermediate=shape["vision.encoder.layers.0.mlp.fc1.weight"][0],

@@ -314,7 +314,7 @@ class Engine:
         still yields the ResultEvent with what was generated.
         """
         options = options or GenerationOptions()
-        pair = self._require()
+        self._require()
         cancel = cancel or CancelFlag()
         self._cancel = cancel
         start = time.perf_counter()
@@ -374,7 +374,6 @@ class Engine:
         )
         yield ResultEvent(tokens, "".join(text_parts), prompt, prompt_ids, stop, timings,
                           prepared.original_size)
-        del pair
 
     def run(self, image: ImageInput, prompt: str,
             options: GenerationOptions | None = None) -> ResultEvent:

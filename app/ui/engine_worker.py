@@ -57,6 +57,7 @@ class Job:
     image: Path
     request: TaskRequest
     options: GenerationOptions
+    queue_key: str = ""  # the window's queue item this job runs for
 
 
 def checkpoint_kind(source_name: str) -> str:
@@ -101,8 +102,8 @@ class EngineWorker(QObject):
                 if quant is None and choice.device != "none":
                     quant = choice.quant
                 if request.auto_gpu_layers:
-                    config = dataclasses.replace(config, gpu_layers=max(0, choice.gpu_layers)
-                                                 if choice.device != "gpu" else -1)
+                    # -1 = all layers on the GPU, N = partial offload, 0 = CPU.
+                    config = dataclasses.replace(config, gpu_layers=choice.gpu_layers)
             pair = folder.resolve(quant)
             self.engine.load(pair, config)
         except PaliDeskError as exc:

@@ -333,9 +333,8 @@ class MainWindow(QMainWindow):
         if request is None:
             return
         self._job_id += 1
-        job = Job(self._job_id, item.path, request, self.generation_options())
+        job = Job(self._job_id, item.path, request, self.generation_options(), item.key)
         self._running = job
-        self._running_key = item.key
         if self._batch_progress is not None:
             self._batch_progress.job_started()
         self.queue.set_status(item.key, "running")
@@ -366,7 +365,7 @@ class MainWindow(QMainWindow):
     def _on_job_finished(self, job_id: int, result: TaskResult) -> None:
         if not self._is_current_job(job_id):
             return
-        key = self._running_key
+        key = self._running.queue_key
         self._running = None
         self.results[key] = result
         self.results_panel.finish(result)
@@ -382,7 +381,7 @@ class MainWindow(QMainWindow):
     def _on_job_failed(self, job_id: int, message: str) -> None:
         if not self._is_current_job(job_id):
             return
-        key = self._running_key
+        key = self._running.queue_key
         self._running = None
         self.results_panel.show_error(message)
         self.queue.set_status(key, "error", message)
