@@ -15,7 +15,13 @@ import pytest
 
 from app.engine.events import ResultEvent, Timings
 from app.errors import HistoryError
-from app.history import HistoryRecord, HistoryStore, default_history_path, file_sha256
+from app.history import (
+    HistoryRecord,
+    HistoryStore,
+    default_history_path,
+    file_sha256,
+    history_schema,
+)
 from app.history.history_schema import SCHEMA_VERSION
 from app.tasks.parsing import DetectedObject
 from app.tasks.task_runner import TaskResult
@@ -153,49 +159,59 @@ def test_search_and_task_combine(store: HistoryStore) -> None:
     assert [r.task for r in store.recent(task="caption", search="cat")] == ["caption"]
 
 
-def test_find_returns_the_newest_matching_result(store: HistoryStore) -> None:
-    older = store.add(_record(created="2025-01-01T10:00:00+00:00"))
-    newer = store.add(_record(created="2025-01-02T10:00:00+00:00"))
-    found = store.find("ab" * 32, "detect", "detect cat ; dog", "paligemma2-3b-mix-224", "Q4_K_M")
-    assert found is not None and found.id == newer != older
+KEYS = {"image_sha256": "ab" * 32, "prompt": "detect cat ; dog", "pair_id": "pair-1",
+        "quantization": "Q4_K_M", "options_key": "greedy"}
+
+
+def test_find_returns_matching_results_newest_first(store: HistoryStore) -> None:
+    older = store.add(_record(created="2025-01-01T10:00:00+00:00", pair_id="pair-1"))
+    newer = store.add(_record(created="2025-01-02T10:00:00+00:00", pair_id="pair-1"))
+    assert [r.id for r in store.find(**KEYS)] == [newer, older]
 
 
 @pytest.mark.parametrize(
     "change",
     [
         {"image_sha256": "cd" * 32},
-        {"task": "segment"},
         {"prompt": "detect cat"},
-        {"model": "paligemma2-10b-mix-448"},
+        {"pair_id": "pair-2"},  # another model, even under the same display name
         {"quantization": "Q8_0"},
+        {"options_key": "sample:t=0.7:k=0:p=1:seed=0"},
     ],
 )
 def test_find_needs_every_key_to_match(store: HistoryStore, change: dict[str, str]) -> None:
-    store.add(_record())
-    keys = {
-        "image_sha256": "ab" * 32,
-        "task": "detect",
-        "prompt": "detect cat ; dog",
-        "model": "paligemma2-3b-mix-224",
-        "quantization": "Q4_K_M",
-    }
-    assert store.find(**keys) is not None
-    assert store.find(**{**keys, **change}) is None
+    store.add(_record(pair_id="pair-1"))
+    assert store.find(**KEYS)
+    assert not store.find(**{**KEYS, **change})
 
 
 def test_find_ignores_cancelled_runs_and_unhashed_images(store: HistoryStore) -> None:
-    store.add(_record(stop_reason="cancelled"))
-    store.add(_record(image_sha256=""))
-    assert (
-        store.find("ab" * 32, "detect", "detect cat ; dog", "paligemma2-3b-mix-224", "Q4_K_M")
-        is None
-    )
-    assert store.find("", "detect", "detect cat ; dog", "paligemma2-3b-mix-224", "Q4_K_M") is None
-    store.add(_record(stop_reason="max_tokens"))  # truncated but finished: counts as done
-    assert (
-        store.find("ab" * 32, "detect", "detect cat ; dog", "paligemma2-3b-mix-224", "Q4_K_M")
-        is not None
-    )
+    store.add(_record(stop_reason="cancelled", pair_id="pair-1"))
+    store.add(_record(image_sha256="", pair_id="pair-1"))
+    assert not store.find(**KEYS)
+    assert not store.find(**{**KEYS, "image_sha256": ""})
+    store.add(_record(stop_reason="max_tokens", pair_id="pair-1"))  # finished, if truncated
+    assert store.find(**KEYS)
+
+
+def test_a_version_1_history_is_upgraded_and_keeps_its_results(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        f"BEGIN; {history_schema._STEPS[1]}; PRAGMA user_version = 1; COMMIT;")
+    connection.execute(
+        "INSERT INTO results (created, image_path, image_sha256, image_width, image_height, "
+        "task, prompt, model, quantization, output_text, objects, timings, stop_reason, "
+        "tokens) VALUES ('2025-01-01T10:00:00+00:00', '/a.png', 'ab', 1, 1, 'caption', "
+        "'caption en', 'checkpoint', 'F16', 'x', '[]', '{}', 'eos', '[1]')")
+    connection.commit()
+    connection.close()
+    with HistoryStore(path) as upgraded:
+        (record,) = upgraded.recent()
+        assert record.text == "x" and record.pair_id == "" and record.options_key == "greedy"
+        upgraded.add(_record(pair_id="pair-1"))
+        assert upgraded.find(**KEYS)
+
 
 
 def test_file_sha256_hashes_the_bytes(tmp_path: Path) -> None:

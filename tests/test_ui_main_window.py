@@ -47,12 +47,31 @@ class Recorder(QObject):
             self.on_object()
 
 
+class Outcomes(QObject):
+    """Collects the worker's job outcomes in the UI thread."""
+
+    def __init__(self, worker) -> None:
+        super().__init__()
+        self.items: list = []
+        worker.job_ended.connect(self.add)
+
+    @Slot(object)
+    def add(self, outcome) -> None:
+        self.items.append(outcome)
+
+
 def run_and_wait(qtbot, window: MainWindow, timeout_ms: int = 60_000):
-    """Run the current image and wait until the window has handled the result."""
-    key = window.queue.current().key
+    """Run the current image, wait until the window has handled it; the stored record."""
+    outcomes = Outcomes(window.engine.worker)
     window.run_current()
-    qtbot.waitUntil(lambda: window._running is None, timeout=timeout_ms)
-    return window.results.get(key)
+    qtbot.waitUntil(lambda: window.session.running is None and bool(outcomes.items),
+                    timeout=timeout_ms)
+    return outcomes.items[-1].record
+
+
+def run_all_and_wait(qtbot, window: MainWindow, timeout_ms: int = 120_000) -> None:
+    window.run_all()
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=timeout_ms)
 
 
 def _make_window(tmp_path: Path, model_folder: Path | None, **overrides) -> MainWindow:
@@ -113,9 +132,9 @@ def test_drop_detect_streams_tokens_and_boxes(qtbot, window: MainWindow, tmp_pat
     assert result is not None
     events, tokens = recorder.events, recorder.tokens
 
-    assert "".join(tokens) == result.result.text
-    assert window.results_panel.text().startswith(result.result.text.replace("<eos>", "")[:20])
-    expected = parse_objects(result.result.text, (97, 150), segmentation=False)
+    assert "".join(tokens) == result.text
+    assert window.results_panel.text().startswith(result.text.replace("<eos>", "")[:20])
+    expected = parse_objects(result.text, (97, 150), segmentation=False)
     assert expected, "the fixture output should contain complete objects"
     assert [o.label for o in result.objects] == [o.label for o in expected]
     assert len(window.view.overlay_items()) == len(expected)
@@ -125,8 +144,9 @@ def test_drop_detect_streams_tokens_and_boxes(qtbot, window: MainWindow, tmp_pat
     assert overlay_counts_while_streaming and overlay_counts_while_streaming[0] >= 1
     assert window.queue.items()[0].status == "done"
     assert window.results_panel.object_rows() == len(expected)
-    # The result went to history.
-    assert window.history.recent(limit=5)[0].text == result.result.text
+    # The result went to history, attributed to the loaded model's pair.
+    stored = window.history.recent(limit=5)[0]
+    assert stored.text == result.text and stored.pair_id == window.model.identity.pair_id
 
 
 def test_event_loop_keeps_turning_during_generation(qtbot, window: MainWindow):
@@ -159,10 +179,12 @@ def test_cancel_stops_within_a_token_and_keeps_the_text(qtbot, window: MainWindo
                         on_token=lambda n: window.cancel() if n == 5 else None)
     result = run_and_wait(qtbot, window)
     assert recorder.tokens
-    assert result.result.stop_reason == "cancelled"
+    assert result.stop_reason == "cancelled"
     # Cancel is checked before every token: at most the tokens already queued arrive.
-    assert len(result.result.tokens) < 40
+    assert len(result.tokens) < 40
     assert window.queue.items()[0].status == "ready"
+    assert "cancelled" in window.results_panel.listed_titles()[0] or \
+        "Cancelled" in window.results_panel.status_label.text()
 
 
 def test_changing_quantization_swaps_the_model_in_place(qtbot, window: MainWindow):
@@ -170,16 +192,18 @@ def test_changing_quantization_swaps_the_model_in_place(qtbot, window: MainWindo
     _wait_ready(qtbot, window, 1)
     window.queue.set_current(window.queue.items()[0].key)
     first = run_and_wait(qtbot, window)
-    assert window.model.quant == "F16" and first.result.tokens
+    assert window.model.quant == "F16" and first.tokens
     new = Settings(**{**window.settings.__dict__, "quantization": "Q4_K_M"})
     window.apply_settings(new)
     qtbot.waitUntil(lambda: window.model is not None and window.model.quant == "Q4_K_M",
                     timeout=LOAD_TIMEOUT_MS)
-    assert "Q4_K_M" in window.model_label.text()
+    assert "Q4_K_M" in window.status.model_label.text()
     # The queue and the earlier result are still there; the new model runs.
-    assert len(window.queue.items()) == 1 and window.results
+    assert len(window.queue.items()) == 1 and window.results_panel.records()
     second = run_and_wait(qtbot, window)
-    assert second.result.tokens
+    assert second.tokens
+    # Both results are listed for the image, newest first.
+    assert [r.quantization for r in window.results_panel.records()] == ["Q4_K_M", "F16"]
     assert [r.quantization for r in window.history.recent()[:2]] == ["Q4_K_M", "F16"]
 
 
@@ -197,10 +221,9 @@ def test_run_all_skips_images_done_for_this_task_and_model(qtbot, window: MainWi
     window.queue.add_paths(paths[1:])
     _wait_ready(qtbot, window, 2)
     before = len(window.history.recent())
-    window.run_all()
-    qtbot.waitUntil(lambda: window._batch_progress is None, timeout=60_000)
+    run_all_and_wait(qtbot, window)
     assert len(window.history.recent()) == before + 1  # only the new image ran
-    assert "1 already done" in window.batch_label.text()
+    assert "1 already done" in window.status.batch_label.text()
 
 
 def test_first_run_panel_without_a_model(qtbot, tmp_path: Path):
@@ -208,7 +231,7 @@ def test_first_run_panel_without_a_model(qtbot, tmp_path: Path):
     qtbot.addWidget(win)
     win.show()
     assert win.first_run.isVisible()
-    assert not win.run_action.isEnabled()
+    assert not win.actions_.run.isEnabled()
     win.close()
     win.history.close()
 

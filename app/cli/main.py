@@ -74,11 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_default_verb(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``palidesk photo.jpg`` means ``palidesk gui photo.jpg``: the window with the image."""
+    commands: set[str] = set()
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        commands |= set(getattr(action, "choices", {}) or {})
+    first = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if first is None or argv[first] in commands:
+        return argv
+    return [*argv[:first], "gui", *argv[first:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     # A frozen app must let multiprocessing's child (the cancellable quantizer) start here.
     multiprocessing.freeze_support()
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_verb(sys.argv[1:] if argv is None else argv, parser))
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -46,8 +46,13 @@ def object_from_dict(data: Mapping[str, Any]) -> DetectedObject:
 class HistoryRecord:
     """A result as the history keeps it; ``id`` is None until ``HistoryStore.add``.
 
-    ``image_sha256`` is "" when the image was not a readable file (e.g. pasted), and such
-    a record never counts as "already done" for a batch run.
+    ``image_sha256`` is "" when the image file could not be read back when the result was
+    stored (deleted meanwhile); such a record never counts as "already done". Pasted
+    images are saved to a file first, so they have a digest like any other.
+    ``pair_id`` names the converted model pair that produced the result (the key that
+    "already done" uses); ``model`` is its display name. ``stop_reason`` "cancelled"
+    marks a partial result: kept and shown, never counted as done, not exported unless
+    asked.
     """
 
     image_path: str
@@ -56,15 +61,22 @@ class HistoryRecord:
     image_height: int
     task: str
     prompt: str
-    model: str  # the model folder's name
+    model: str  # the model's display name (catalog name or Hugging Face repo id)
     quantization: str
     text: str  # the raw output, special tokens included
     objects: list[DetectedObject] = field(default_factory=list)
     timings: dict[str, float | int | bool] = field(default_factory=dict)
     stop_reason: str = ""
     tokens: list[int] = field(default_factory=list)
+    pair_id: str = ""
+    options_key: str = "greedy"  # see app.session.identity.options_key
+    max_new_tokens: int = 0  # the limit the run had (0 = not recorded)
     created: str = field(default_factory=utc_now)
     id: int | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stop_reason == "cancelled"
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -73,13 +85,17 @@ class HistoryRecord:
 
     @classmethod
     def from_task_result(
-        cls, result: TaskResult, image_path: Path | str, model: str, quantization: str
+        cls, result: TaskResult, image_path: Path | str, model: str, quantization: str,
+        *, image_sha256: str | None = None, pair_id: str = "", options_key: str = "greedy",
+        max_new_tokens: int = 0,
     ) -> HistoryRecord:
-        """Make a record of ``result``, hashing the image file at ``image_path``."""
-        try:
-            digest = file_sha256(image_path)
-        except OSError:
-            digest = ""  # a pasted or since-deleted image: keep the result all the same
+        """Make a record of ``result``; the image file is hashed unless its digest is given."""
+        digest = image_sha256
+        if digest is None:
+            try:
+                digest = file_sha256(image_path)
+            except OSError:
+                digest = ""  # a since-deleted image: keep the result all the same
         width, height = result.result.image_size
         return cls(
             image_path=str(image_path),
@@ -95,6 +111,9 @@ class HistoryRecord:
             timings=result.result.timings.to_dict(),
             stop_reason=result.result.stop_reason,
             tokens=list(result.result.tokens),
+            pair_id=pair_id,
+            options_key=options_key,
+            max_new_tokens=max_new_tokens,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -109,6 +128,7 @@ class HistoryRecord:
             "prompt": self.prompt,
             "model": self.model,
             "quantization": self.quantization,
+            "pair_id": self.pair_id,
             "text": self.text,
             "objects": [obj.to_dict() for obj in self.objects],
             "timings": dict(self.timings),

@@ -28,6 +28,15 @@ _STEPS: dict[int, str] = {
         CREATE INDEX results_by_created ON results (created, id);
         CREATE INDEX results_by_done ON results (image_sha256, task, model, quantization);
     """,
+    # Results are attributed to the converted pair (not a folder name that every download
+    # shared), and keep the options that decide whether a stored result can be reused.
+    2: """
+        ALTER TABLE results ADD COLUMN pair_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE results ADD COLUMN options_key TEXT NOT NULL DEFAULT 'greedy';
+        ALTER TABLE results ADD COLUMN max_new_tokens INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX results_by_image ON results (image_sha256, created);
+        CREATE INDEX results_by_path ON results (image_path, created);
+    """,
 }
 SCHEMA_VERSION = max(_STEPS)
 

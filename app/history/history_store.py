@@ -1,5 +1,6 @@
-"""Every result PaliDesk produced, kept in a SQLite file so the window can list, search
-and re-export them, and so "Run all" can skip images already done.
+"""Every result PaliDesk produced, kept in a SQLite file: the one home of a result. The
+window's results list, the History dialog and every export read it, and "Run all" looks
+up in it what is already done (``app.session.result_store`` decides what counts).
 
 One connection serves all threads (the UI thread reads while the worker adds), so every
 call takes the store's lock.
@@ -24,8 +25,10 @@ from app.history.history_schema import NewerSchema, upgrade
 
 _COLUMNS = (
     "created, image_path, image_sha256, image_width, image_height, task, prompt, model, "
-    "quantization, output_text, objects, timings, stop_reason, tokens"
+    "quantization, output_text, objects, timings, stop_reason, tokens, pair_id, options_key, "
+    "max_new_tokens"
 )
+_N_COLUMNS = _COLUMNS.count(",") + 1
 _CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
@@ -71,7 +74,7 @@ class HistoryStore:
         """Store ``record`` (its ``id`` is ignored) and return the id it was given."""
         with self._guard("save a result to") as connection, connection:
             cursor = connection.execute(
-                f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * _N_COLUMNS)})",
                 _row_values(record),
             )
             return int(cursor.lastrowid or 0)
@@ -111,22 +114,33 @@ class HistoryStore:
         return [_record(row) for row in rows]
 
     def find(
-        self, image_sha256: str, task: str, prompt: str, model: str, quantization: str
-    ) -> HistoryRecord | None:
-        """The newest finished result for this image, task, prompt and model, if any.
-
-        Cancelled runs do not count, nor do images without a hash: "Run all" redoes them.
-        """
-        if not image_sha256:
-            return None
+        self, image_sha256: str, prompt: str, pair_id: str, quantization: str,
+        options_key: str,
+    ) -> list[HistoryRecord]:
+        """Finished (not cancelled) results for this image digest, prompt, model pair,
+        quantization and options, newest first. Images without a digest match nothing."""
+        if not image_sha256 or not pair_id:
+            return []
         with self._guard("read") as connection:
-            row = connection.execute(
-                f"SELECT id, {_COLUMNS} FROM results WHERE image_sha256 = ? AND task = ? "
-                "AND prompt = ? AND model = ? AND quantization = ? "
-                "AND stop_reason != 'cancelled' ORDER BY created DESC, id DESC LIMIT 1",
-                (image_sha256, task, prompt, model, quantization),
-            ).fetchone()
-        return None if row is None else _record(row)
+            rows = connection.execute(
+                f"SELECT id, {_COLUMNS} FROM results WHERE image_sha256 = ? AND prompt = ? "
+                "AND pair_id = ? AND quantization = ? AND options_key = ? "
+                "AND stop_reason != 'cancelled' ORDER BY created DESC, id DESC",
+                (image_sha256, prompt, pair_id, quantization, options_key),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def for_image(self, image_sha256: str, image_path: str) -> list[HistoryRecord]:
+        """Every result for an image (same bytes, or the same path when the digest is not
+        known), newest first."""
+        with self._guard("read") as connection:
+            rows = connection.execute(
+                f"SELECT id, {_COLUMNS} FROM results WHERE "
+                "(image_sha256 != '' AND image_sha256 = ?) OR image_path = ? "
+                "ORDER BY created DESC, id DESC",
+                (image_sha256, image_path),
+            ).fetchall()
+        return [_record(row) for row in rows]
 
     def delete(self, record_id: int) -> bool:
         """Remove one record; return whether it existed."""
@@ -227,6 +241,9 @@ def _row_values(record: HistoryRecord) -> tuple[object, ...]:
         json.dumps(record.timings),
         record.stop_reason,
         json.dumps(record.tokens),
+        record.pair_id,
+        record.options_key,
+        record.max_new_tokens,
     )
 
 
@@ -247,6 +264,9 @@ def _record(row: sqlite3.Row) -> HistoryRecord:
         timings=json.loads(row["timings"]),
         stop_reason=row["stop_reason"],
         tokens=[int(token) for token in json.loads(row["tokens"])],
+        pair_id=row["pair_id"],
+        options_key=row["options_key"],
+        max_new_tokens=row["max_new_tokens"],
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from app.errors import ExportError
+from app.errors import ExportError, HistoryError
 from app.export import (
     ExportSummary,
     export_captions_beside_images,
@@ -22,6 +22,7 @@ from app.export import (
 )
 from app.export.record_selection import SPATIAL_TASKS
 from app.history.history_record import HistoryRecord
+from app.session.result_store import ResultStore
 
 EXPORT_KINDS: list[tuple[str, str]] = [
     ("jsonl", "Results as JSON Lines…"),
@@ -119,6 +120,21 @@ def describe_summary(summary: ExportSummary) -> str:
         skipped = len(summary.skipped)
         text += f"; skipped {skipped} file" + ("" if skipped == 1 else "s")
     return text + "."
+
+
+def export_images(
+    parent: QWidget, results: ResultStore, images: list[tuple[str, Path]], kind: str,
+    task: str | None = None, include_cancelled: bool = False,
+) -> str | None:
+    """Export the stored results of ``images`` (digest, path), of ``task`` only if given,
+    partial (cancelled) ones only if asked. Returns what was written, in words."""
+    try:
+        records = results.for_images(images, task, include_cancelled)
+    except HistoryError as exc:
+        show_message(parent, "Export", str(exc), error=True)
+        return None
+    summary = export_records(parent, records, kind)
+    return None if summary is None else describe_summary(summary)
 
 
 def export_records(

@@ -24,6 +24,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QKeySequence, QPalette, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.engine.image_input import open_image
 from app.errors import ImageError
+from app.history.history_record import file_sha256
 from app.ui.image_files import (
     SUPPORTED_SUFFIXES,
     expand_paths,
@@ -44,7 +46,9 @@ from app.ui.image_files import (
     save_pasted_image,
 )
 
-STATUSES = ("loading", "ready", "error", "running", "done")
+# "error": the image cannot be read (never runnable); "failed": its last job failed, the
+# reason is shown and it can be run again.
+STATUSES = ("loading", "ready", "error", "running", "done", "failed")
 _KEY_ROLE = Qt.ItemDataRole.UserRole
 _MAX_NOTICE_LINES = 5
 
@@ -65,6 +69,7 @@ class QueueItem:
     error: str | None = None
     size: tuple[int, int] | None = None
     note: str = ""
+    sha256: str = ""  # digest of the file's bytes, worked out with the thumbnail
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class _Thumbnail:
     image: QImage | None
     size: tuple[int, int] | None
     error: str | None
+    sha256: str = ""
 
 
 class _ThumbnailSignals(QObject):
@@ -93,7 +99,8 @@ class _ThumbnailJob(QRunnable):
             image = open_image(self._path)
             size = image.size
             image.thumbnail((self._side, self._side))
-            result = _Thumbnail(qimage_from_pil(image), size, None)
+            # Hashed here, off the UI thread: "already done" and the results list key on it.
+            result = _Thumbnail(qimage_from_pil(image), size, None, file_sha256(self._path))
         except ImageError as exc:
             result = _Thumbnail(None, None, str(exc))
         except Exception as exc:  # a Pillow plugin bug must not leave the item hanging
@@ -168,7 +175,9 @@ class ImageQueue(QWidget):
         self._list.setIconSize(QSize(thumbnail_size, thumbnail_size))
         self._list.setViewMode(QListWidget.ViewMode.ListMode)
         self._list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
-        self._list.setWordWrap(True)
+        # No wrapping: a long name is elided in the middle (the end says which file it
+        # is); the tooltip has the full path.
+        self._list.setWordWrap(False)
         self._list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._list.setSpacing(2)
         self._list.currentItemChanged.connect(lambda *_: self._emit_current_if_changed())
@@ -221,10 +230,6 @@ class ImageQueue(QWidget):
         row = self._list.currentItem()
         return None if row is None else self._items.get(self._key_of(row))
 
-    def loading_count(self) -> int:
-        """How many thumbnails are still being decoded."""
-        return len(self._pending)
-
     # --- adding and removing -------------------------------------------------------------
 
     def add_paths(self, paths: Iterable[Path]) -> int:
@@ -268,6 +273,28 @@ class ImageQueue(QWidget):
         key = self._keys_by_path.get(path.resolve())
         if key is not None:
             self.set_current(key)
+
+    def paste_clipboard(self) -> None:
+        """Queue the clipboard's image (or image files); says so when it holds neither."""
+        clipboard = QApplication.clipboard()
+        image = clipboard.image()
+        if not image.isNull():
+            self.add_pasted(image)
+            return
+        paths = [Path(u.toLocalFile()) for u in clipboard.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.add_paths(paths)
+        else:
+            self.notice.emit("The clipboard holds no image.")
+
+    def select_path(self, path: Path) -> bool:
+        """Queue ``path`` if needed and make it current; False when it cannot be queued."""
+        if path.exists():
+            self.add_paths([path])
+        key = self._keys_by_path.get(path.resolve())
+        if key is not None:
+            self.set_current(key)
+        return key is not None
 
     def ask_add_files(self) -> None:
         """Show the file dialog and queue what the user picks (the "Add Files…" button)."""
@@ -410,6 +437,7 @@ class ImageQueue(QWidget):
             self._failure_timer.start()
         else:
             item.size = result.size
+            item.sha256 = result.sha256
             if result.image is not None:
                 row.setIcon(QIcon(QPixmap.fromImage(result.image)))
             if item.status == "loading":
@@ -506,6 +534,8 @@ def _status_text(item: QueueItem) -> str:
         text = "Ready" if item.size is None else f"Ready · {item.size[0]}×{item.size[1]}"
     elif item.status == "running":
         text = "Running…"
+    elif item.status == "failed":
+        text = "Failed"
     else:
         text = "Done"
     return f"{text} · {item.note}" if item.note else text

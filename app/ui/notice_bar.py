@@ -26,10 +26,12 @@ class NoticeBar(QFrame):
         layout.addWidget(self.label, 1)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.history: list[str] = []
+        self.showing_error = False
         self.hide()
 
     def show_notice(self, message: str, error: bool = False) -> None:
         self.history.append(message)
+        self.showing_error = error
         color = "#c62828" if error else "palette(window-text)"
         self.label.setStyleSheet(f"color: {color};")
         self.label.setText(message)
@@ -37,3 +39,9 @@ class NoticeBar(QFrame):
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
+
+    def clear_error(self) -> None:
+        """Hide the notice if it reports an error: the problem has since been fixed."""
+        if self.showing_error:
+            self.showing_error = False
+            self.hide()

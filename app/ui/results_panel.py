@@ -1,4 +1,5 @@
-"""The answer as it streams in: text with a blinking cursor, detections, timings, stop reason."""
+"""The answer as it streams in (text with a blinking cursor, detections, timings, stop
+reason), and the list of every stored result of the selected image to choose from."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QTableWidget,
@@ -24,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.history.history_record import HistoryRecord
 from app.tasks.parsing import DetectedObject
+from app.ui.history_dialog import local_time
 
 if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
     from app.tasks.task_runner import TaskResult
@@ -82,6 +86,22 @@ def stop_reason_text(stop_reason: str, tokens: int) -> str:
     return ""
 
 
+def no_objects_text(task: str, objects: int, stop_reason: str) -> str:
+    """Says so when a detect/segment run produced no complete object."""
+    if task not in ("detect", "segment") or objects or stop_reason == "cancelled":
+        return ""
+    return "No objects were found in the output."
+
+
+def record_title(record: HistoryRecord) -> str:
+    """One line of the results list: task, prompt, model, time and whether it is partial."""
+    parts = [record.prompt or record.task, f"{record.model} {record.quantization}",
+             local_time(record.created)]
+    if record.cancelled:
+        parts.append("cancelled, partial")
+    return " · ".join(parts)
+
+
 def _label_color(label: str) -> QColor:
     # Imported here, not at the top: label_colors is written alongside this panel, and a
     # missing module must cost the swatch only, never the whole results panel.
@@ -93,15 +113,21 @@ def _label_color(label: str) -> QColor:
 
 
 class ResultsPanel(QWidget):
-    """Shows one task's output; the window feeds it, it never runs anything itself."""
+    """Shows one task's output; the window feeds it, it never runs anything itself.
+
+    ``record_shown`` is emitted when a stored result is shown (picked in the list), so the
+    window can draw its boxes.
+    """
 
     _COLUMNS = ("", "Label", "Box (x0, y0, x1, y1)")
+    record_shown = Signal(object)  # HistoryRecord
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._text = ""
         self._tail = ""  # the cursor glyph currently at the end of the document, if any
         self._objects: list[DetectedObject] = []
+        self._records: list[HistoryRecord] = []
         self.cursor_timer = QTimer(self)
         self.cursor_timer.setInterval(BLINK_MS)
         self.cursor_timer.timeout.connect(self._blink)
@@ -149,17 +175,54 @@ class ResultsPanel(QWidget):
         )
 
     def show_record(self, record: HistoryRecord) -> None:
-        """Show a result reopened from the history."""
+        """Show a stored result (its list entry is selected when it has one)."""
         self._stop_streaming()
         name = Path(record.image_path).name
-        self._set_header(f"{name} — from history, {record.model} {record.quantization}",
-                         record.prompt)
+        self._set_header(f"{name} — {record.model} {record.quantization}", record.prompt)
+        status = stop_reason_text(record.stop_reason, len(record.tokens)) or no_objects_text(
+            record.task, len(record.objects), record.stop_reason)
         self._show_final(
             record.text,
             record.objects,
             format_timings(record.timings, len(record.tokens)),
-            stop_reason_text(record.stop_reason, len(record.tokens)),
+            status,
         )
+        self._select_in_list(record.id)
+        self.record_shown.emit(record)
+
+    def set_records(self, records: list[HistoryRecord], select_id: int | None = None) -> None:
+        """List an image's stored results (newest first) and show ``select_id``, or the
+        newest; with none, the panel is cleared."""
+        self._records = list(records)
+        self.result_list.blockSignals(True)
+        try:
+            self.result_list.clear()
+            for record in self._records:
+                row = QListWidgetItem(record_title(record))
+                row.setData(Qt.ItemDataRole.UserRole, record.id)
+                row.setToolTip(f"{record.task}: {record.prompt}\n{record.model} "
+                               f"{record.quantization}\n{record.created}")
+                self.result_list.addItem(row)
+        finally:
+            self.result_list.blockSignals(False)
+        self.result_list.setVisible(len(self._records) > 1)
+        self.list_label.setVisible(len(self._records) > 1)
+        self.list_label.setText(f"{len(self._records)} results for this image")
+        chosen = next((r for r in self._records if r.id == select_id), None)
+        if chosen is None and self._records:
+            chosen = self._records[0]
+        if chosen is None:
+            self.clear()
+        else:
+            self.show_record(chosen)
+
+    def records(self) -> list[HistoryRecord]:
+        """The results listed, newest first."""
+        return list(self._records)
+
+    def listed_titles(self) -> list[str]:
+        """The list's lines, as shown."""
+        return [self.result_list.item(i).text() for i in range(self.result_list.count())]
 
     def show_error(self, message: str) -> None:
         """Stop streaming and show ``message`` in red; the text so far stays."""
@@ -219,6 +282,14 @@ class ResultsPanel(QWidget):
         self.prompt_label.setFont(fixed)
         self.prompt_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+        self.list_label = QLabel()
+        self.result_list = QListWidget()
+        self.result_list.setMaximumHeight(110)
+        self.result_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.result_list.currentItemChanged.connect(self._on_list_choice)
+        self.list_label.hide()
+        self.result_list.hide()
+
         self.text_edit = QPlainTextEdit()
         self.text_edit.setReadOnly(True)
         self.text_edit.setPlaceholderText("The answer appears here.")
@@ -248,6 +319,8 @@ class ResultsPanel(QWidget):
         buttons.addWidget(self.copy_detections_button)
 
         layout = QVBoxLayout(self)
+        layout.addWidget(self.list_label)
+        layout.addWidget(self.result_list)
         layout.addWidget(self.image_label)
         layout.addWidget(self.prompt_label)
         layout.addWidget(self.text_edit, 2)
@@ -293,6 +366,23 @@ class ResultsPanel(QWidget):
         box = ", ".join(str(round(value)) for value in obj.box)
         self.table.setItem(row, 2, QTableWidgetItem(box))
         self.table.show()
+
+    def _on_list_choice(self, row: QListWidgetItem | None, _previous=None) -> None:
+        if row is None:
+            return
+        record_id = row.data(Qt.ItemDataRole.UserRole)
+        record = next((r for r in self._records if r.id == record_id), None)
+        if record is not None:
+            self.show_record(record)
+
+    def _select_in_list(self, record_id: int | None) -> None:
+        for index in range(self.result_list.count()):
+            row = self.result_list.item(index)
+            if row.data(Qt.ItemDataRole.UserRole) == record_id:
+                self.result_list.blockSignals(True)
+                self.result_list.setCurrentItem(row)
+                self.result_list.blockSignals(False)
+                return
 
     def _end_cursor(self, select_back: int) -> QTextCursor:
         """A cursor at the end of the document, selecting the last ``select_back`` chars."""

@@ -70,7 +70,7 @@ def _caption(app: QApplication, window: MainWindow, image: Path, timeout_s: floa
     if window.model is None:
         reason = window.notices.history[-1] if window.notices.history else "no reason given"
         raise SelfTestFailure(f"the model did not load: {reason}")
-    say("model", f"{window.model_label.text()} on {window.model.device}")
+    say("model", f"{window.status.model_label.text()} on {window.model.device}")
 
     window.queue.add_paths([image])
     _wait(app, lambda: all(i.status != "loading" for i in window.queue.items()), timeout_s,
@@ -84,20 +84,20 @@ def _caption(app: QApplication, window: MainWindow, image: Path, timeout_s: floa
     prompt = window.task_panel.prompt()
     started = time.monotonic()
     window.run_current()
-    if window.queue.item(key).status != "running":
+    if not window.session.busy:
         reason = window.task_panel.run_button.toolTip() or f"prompt {prompt!r}"
         raise SelfTestFailure(f"the run did not start: {reason}")
-    _wait(app, lambda: window.queue.item(key).status != "running", timeout_s,
-          "the caption")
+    _wait(app, lambda: not window.session.busy, timeout_s, "the caption")
     seconds = time.monotonic() - started
-    result = window.results.get(key)
-    if result is None:
-        raise SelfTestFailure(f"the task failed: {window.results_panel.text() or 'no result'}")
-    text = result.result.text
-    say("caption", f"prompt {prompt!r} -> {text!r}")
+    shown = window.results_panel.records()
+    if window.queue.item(key).status == "failed" or not shown:
+        reason = window.queue.item(key).note or window.results_panel.text() or "no result"
+        raise SelfTestFailure(f"the task failed: {reason}")
+    result = shown[0]
+    say("caption", f"prompt {prompt!r} -> {result.text!r}")
     if not window.history.recent(limit=1):
         raise SelfTestFailure("the result was not stored in the (temporary) history")
-    return WindowCheck(list(result.result.tokens), text, result.result.stop_reason, seconds)
+    return WindowCheck(list(result.tokens), result.text, result.stop_reason, seconds)
 
 
 def _wait(app: QApplication, done: Callable[[], bool], timeout_s: float, what: str) -> None:

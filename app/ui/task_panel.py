@@ -111,8 +111,6 @@ class TaskPanel(QWidget):
         self._busy = False
         self._run_enabled = True
         self._run_reason = ""
-        self._run_all_available = True
-        self._run_all_reason = ""
         self._checkpoint_kind = "unknown"
         # Each kind of input keeps its own text, so switching presets loses nothing.
         self._texts: dict[str, str] = {"question": "", "answer": "", "classes": "", "prompt": ""}
@@ -168,12 +166,6 @@ class TaskPanel(QWidget):
         """Allow or forbid running (e.g. no model loaded); ``reason`` becomes the tooltip."""
         self._run_enabled = enabled
         self._run_reason = reason
-        self._update_buttons()
-
-    def set_run_all_available(self, available: bool, reason: str = "") -> None:
-        """Allow or forbid "Run all" on its own (e.g. no images queued)."""
-        self._run_all_available = available
-        self._run_all_reason = reason
         self._update_buttons()
 
     def set_checkpoint_kind(self, kind: str) -> None:
@@ -316,12 +308,9 @@ class TaskPanel(QWidget):
         can_run = not self._busy and self._run_enabled and problem is None
         self.run_button.setEnabled(can_run)
         self.run_button.setToolTip(reason if not can_run else "Run the task on the image")
-        can_run_all = can_run and self._run_all_available
-        self.run_all_button.setEnabled(can_run_all)
-        if can_run_all:
-            self.run_all_button.setToolTip("Run the task on every queued image")
-        else:
-            self.run_all_button.setToolTip(reason if not can_run else self._run_all_reason)
+        self.run_all_button.setEnabled(can_run)
+        self.run_all_button.setToolTip("Run the task on every queued image" if can_run
+                                       else reason)
         self.cancel_button.setEnabled(self._busy)
 
     def _raw_request(self) -> TaskRequest:

@@ -1,0 +1,108 @@
+"""The history database as the one home of every result: what is stored for a job, what
+counts as "already done", and which results an image or a session has.
+
+Views and exports read records from here; no widget keeps a result the store lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.history.history_record import HistoryRecord
+from app.history.history_store import HistoryStore
+from app.session.identity import options_key
+
+if TYPE_CHECKING:  # task_runner loads llama.cpp
+    from app.session.job import Job
+    from app.tasks.task_runner import TaskResult
+
+
+def reusable(record: HistoryRecord, max_new_tokens: int) -> bool:
+    """Whether a stored finished result is what a run with ``max_new_tokens`` would give.
+
+    A result that ended on its own within the limit is; one cut at the limit only when
+    the limit is the same (a higher limit would let it go on).
+    """
+    if record.cancelled:
+        return False
+    if record.stop_reason == "max_tokens":
+        return record.max_new_tokens == max_new_tokens or (
+            record.max_new_tokens == 0 and len(record.tokens) == max_new_tokens)
+    return len(record.tokens) <= max_new_tokens
+
+
+def result_group(record: HistoryRecord) -> tuple[str, str, str, str, str]:
+    """Results in one group answer the same question with the same model."""
+    return (record.image_sha256 or record.image_path, record.prompt,
+            record.pair_id or record.model, record.quantization, record.options_key)
+
+
+def latest_results(records: Iterable[HistoryRecord]) -> list[HistoryRecord]:
+    """What a user wants to see of an image's results, newest first: the newest finished
+    result of each group, and a cancelled one only when it is newer than every finished
+    result of its group (a cancelled re-run never hides the finished run before it)."""
+    ordered = sorted(records, key=lambda r: (r.created, r.id or 0), reverse=True)
+    finished_groups: set[tuple[str, str, str, str, str]] = set()
+    cancelled_groups: set[tuple[str, str, str, str, str]] = set()
+    shown: list[HistoryRecord] = []
+    for record in ordered:
+        group = result_group(record)
+        if record.cancelled:
+            if group not in finished_groups and group not in cancelled_groups:
+                cancelled_groups.add(group)
+                shown.append(record)
+        elif group not in finished_groups:
+            finished_groups.add(group)
+            shown.append(record)
+    return shown
+
+
+class ResultStore:
+    """Writes each finished job once and answers what the session needs to know."""
+
+    def __init__(self, history: HistoryStore) -> None:
+        self.history = history
+
+    def save(self, job: Job, result: TaskResult, image_sha256: str) -> HistoryRecord:
+        """Store ``result`` of ``job`` with the job's model identity; returns it with its id."""
+        record = HistoryRecord.from_task_result(
+            result, job.image, job.model.name, job.model.quant,
+            image_sha256=image_sha256, pair_id=job.model.pair_id,
+            options_key=_key(job), max_new_tokens=job.options.max_new_tokens,
+        )
+        record_id = self.history.add(record)
+        return HistoryRecord(**{**record.__dict__, "id": record_id})
+
+    def find_done(self, job: Job, image_sha256: str) -> HistoryRecord | None:
+        """The newest stored result that answers ``job`` exactly, if any."""
+        found = self.history.find(image_sha256, job.prompt, job.model.pair_id,
+                                  job.model.quant, _key(job))
+        return next((r for r in found if reusable(r, job.options.max_new_tokens)), None)
+
+    def for_image(self, image_sha256: str, image_path: Path | str) -> list[HistoryRecord]:
+        """The results of one image, as the results list shows them (``latest_results``)."""
+        return latest_results(self.history.for_image(image_sha256, str(image_path)))
+
+    def for_images(
+        self, images: Iterable[tuple[str, Path | str]], task: str | None = None,
+        include_cancelled: bool = False,
+    ) -> list[HistoryRecord]:
+        """Results of several images (digest, path) — what "export this session" writes —
+        optionally of one task only; cancelled partial results only when asked."""
+        records: list[HistoryRecord] = []
+        seen: set[int] = set()
+        for digest, path in images:
+            for record in self.for_image(digest, path):
+                if record.id in seen or (task is not None and record.task != task):
+                    continue
+                if record.cancelled and not include_cancelled:
+                    continue
+                seen.add(record.id or -1)
+                records.append(record)
+        return records
+
+
+def _key(job: Job) -> str:
+    return options_key(job.options)

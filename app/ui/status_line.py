@@ -1,0 +1,47 @@
+"""The window's status bar: the batch line and bar, the device and the loaded model."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+from app.session.batch import Batch
+
+
+class StatusLine:
+    """Widgets added to ``bar``; the window tells it what to show."""
+
+    def __init__(self, bar: QStatusBar) -> None:
+        self.bar = bar
+        self.model_label, self.device_label, self.batch_label = (
+            QLabel("No model"), QLabel(), QLabel())
+        self.batch_bar = QProgressBar()
+        self.batch_bar.setMaximumWidth(220)
+        self.batch_bar.hide()
+        bar.addWidget(self.batch_label, 1)
+        for widget in (self.batch_bar, self.device_label, self.model_label):
+            bar.addPermanentWidget(widget)
+
+    def show_loading(self, name: str) -> None:
+        self.model_label.setText(f"Loading {name}…")
+
+    def show_model(self, text: str, device: str, tooltip: str = "") -> None:
+        self.model_label.setText(text)
+        self.model_label.setToolTip(tooltip)
+        self.device_label.setText(device)
+
+    def show_no_model(self) -> None:
+        self.model_label.setText("No model")
+        self.model_label.setToolTip("")
+        self.device_label.setText("")
+
+    def show_batch(self, batch: Batch | None) -> None:
+        """The batch's own words; the line stays after it ended, until the next one."""
+        if batch is None:
+            return
+        self.batch_label.setText(batch.summary())
+        self.batch_bar.setRange(0, batch.total)
+        self.batch_bar.setValue(batch.ended)
+        self.batch_bar.setVisible(batch.active)
+
+    def show_message(self, text: str) -> None:
+        self.batch_label.setText(text)
