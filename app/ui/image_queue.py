@@ -19,7 +19,6 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QThreadPool,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QKeySequence, QPalette, QPixmap
@@ -162,12 +161,10 @@ class ImageQueue(QWidget):
         self._pending: set[str] = set()  # keys whose thumbnail is still being decoded
         self._next_id = 0
         self._last_current: str | None = None
-        self._failed: list[QueueItem] = []  # unreadable images not yet reported
-        # Batches the unreadable-image notice: a folder of bad files gives one message.
-        self._failure_timer = QTimer(self)
-        self._failure_timer.setSingleShot(True)
-        self._failure_timer.setInterval(0)
-        self._failure_timer.timeout.connect(self._report_failures)
+        # Skipped files and unreadable images not yet reported: one notice once every
+        # thumbnail of the drop is decoded, so many bad files give one message.
+        self._failed: list[QueueItem] = []
+        self._notes: list[str] = []
         self._last_dir = Path.home()
         self._placeholder = self._blank_icon(thumbnail_size)
 
@@ -253,8 +250,9 @@ class ImageQueue(QWidget):
                 if duplicates == 1
                 else f"{duplicates} images were already in the queue."
             )
-        if notes:
-            self.notice.emit(_summarize(notes))
+        self._notes.extend(notes)
+        if not self._pending:
+            self._report_failures()
         if added:
             if not had_current:
                 self.set_current(added[0])
@@ -386,7 +384,6 @@ class ImageQueue(QWidget):
         done = self._pool.waitForDone(timeout_ms)
         # Results are queued signals: deliver them now, then the batched notice.
         QCoreApplication.processEvents()
-        self._failure_timer.stop()
         self._report_failures()
         return done
 
@@ -424,8 +421,10 @@ class ImageQueue(QWidget):
     def _on_thumbnail(self, key: str, result: _Thumbnail) -> None:
         self._pending.discard(key)
         item = self._items.get(key)
-        if item is None:
-            return  # removed while decoding
+        if item is None:  # removed while decoding
+            if not self._pending:
+                self._report_failures()
+            return
         row = self._rows[key]
         if result.error is not None:
             item.error = result.error
@@ -434,7 +433,6 @@ class ImageQueue(QWidget):
             warning = QStyle.StandardPixmap.SP_MessageBoxWarning
             row.setIcon(self.style().standardIcon(warning))
             self._failed.append(item)
-            self._failure_timer.start()
         else:
             item.size = result.size
             item.sha256 = result.sha256
@@ -445,19 +443,21 @@ class ImageQueue(QWidget):
         self._refresh_row(item)
         self._update_count()
         self.items_changed.emit()
+        if not self._pending:
+            self._report_failures()
 
     def _report_failures(self) -> None:
         failed = [item for item in self._failed if item.key in self._items]
-        self._failed.clear()
+        lines, self._notes, self._failed = self._notes, [], []
         if len(failed) == 1:
-            self.notice.emit(failed[0].error or f"{failed[0].name} cannot be read.")
+            lines.append(failed[0].error or f"{failed[0].name} cannot be read.")
         elif failed:
             names = ", ".join(item.name for item in failed[:3])
             more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-            self.notice.emit(
-                f"{len(failed)} images cannot be read ({names}{more}). "
-                "Hover over them in the list to see why."
-            )
+            lines.append(f"{len(failed)} images cannot be read ({names}{more}). "
+                         "Hover over them in the list to see why.")
+        if lines:
+            self.notice.emit(_summarize(lines))
 
     def _refresh_row(self, item: QueueItem) -> None:
         row = self._rows[item.key]

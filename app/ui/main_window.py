@@ -130,7 +130,6 @@ class MainWindow(ImageDropMixin, QMainWindow):
         self.queue.current_changed.connect(self._on_current_changed)
         self.queue.items_changed.connect(self._update_run_state)
         self.queue.notice.connect(self.notices.show_notice)
-        self.view.image_failed.connect(self.notices.show_notice)
         self.task_panel.request_changed.connect(self._update_run_state)
         self.task_panel.run_requested.connect(self.run_current)
         self.task_panel.run_all_requested.connect(self.run_all)
