@@ -117,3 +117,22 @@ def test_clear_all_asks_first(
 def test_output_summary_of_empty_detection() -> None:
     record = _record("/a.jpg", "detect", "detect cat", "<eos>", "2025-01-01T00:00:00+00:00")
     assert output_summary(record) == "nothing found"
+
+
+def test_export_writes_the_selection_or_everything_listed(dialog: HistoryDialog, tmp_path,
+                                                          monkeypatch) -> None:
+    import json
+
+    from app.ui import export_actions
+
+    target = tmp_path / "out.jsonl"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a, **k: target)
+    _select(dialog, 1)
+    dialog.export("jsonl")
+    assert [json.loads(line)["image"] for line in target.read_text().splitlines()] == [
+        "/photos/sofa.jpg"]
+    dialog.table.clearSelection()
+    dialog.task_combo.setCurrentIndex(dialog.task_combo.findData("ocr"))  # filtered by task
+    dialog.export("jsonl")
+    assert [json.loads(line)["task"] for line in target.read_text().splitlines()] == ["ocr"]
+    assert dialog.status_label.text().startswith("Exported 1 file")

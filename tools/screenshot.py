@@ -29,6 +29,11 @@ def main() -> int:
     parser.add_argument("--no-model", action="store_true", help="show the first-run panel")
     parser.add_argument("--dialog", choices=("settings", "models"),
                         help="also save a screenshot of this dialog (beside --out)")
+    parser.add_argument("--scene", choices=("detect", "results", "skipped", "cancelled"),
+                        default="detect",
+                        help="detect: one detection; results: four tasks on one image "
+                             "(the results list); skipped: Run all over images whose "
+                             "results are stored; cancelled: Run all cancelled midway")
     args = parser.parse_args()
 
     from PySide6.QtCore import QEventLoop, QTimer
@@ -74,8 +79,28 @@ def main() -> int:
         wait(lambda: window.model is not None)
         noise = next(i for i in window.queue.items() if i.name.startswith("noise"))
         window.queue.set_current(noise.key)
-        window.run_current()
-        wait(lambda: window._running is None and bool(window.results))
+        if args.scene == "results":
+            for preset in ("cap", "ocr", "ask", "detect"):
+                window.task_panel.set_preset(preset)
+                if preset == "ask":
+                    window.task_panel.input_edit.setText("what is in the picture?")
+                window.run_current()
+                wait(lambda: not window.session.busy)
+        elif args.scene in ("skipped", "cancelled"):
+            window.settings.max_new_tokens = 60 if args.scene == "cancelled" else 40
+            if args.scene == "skipped":  # results stored by an earlier pass
+                window.run_all()
+                wait(lambda: not window.session.busy, 300)
+                window.queue.set_current(window.queue.items()[0].key)
+            window.run_all()
+            if args.scene == "cancelled":
+                wait(lambda: (window.session.batch is not None
+                              and window.session.batch.ended >= 2))
+                window.cancel()
+            wait(lambda: not window.session.busy, 300)
+        else:
+            window.run_current()
+            wait(lambda: not window.session.busy)
     loop = QEventLoop()
     QTimer.singleShot(500, loop.quit)  # let the last paint land
     loop.exec()

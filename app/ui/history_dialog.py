@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPushButton,
     QTableWidget,
@@ -27,6 +28,7 @@ from app.export.record_selection import SPATIAL_TASKS, clean_output_text
 from app.history.history_record import HistoryRecord
 from app.history.history_store import HistoryStore
 from app.tasks.prompts import TaskKind
+from app.ui.export_actions import EXPORT_KINDS, describe_summary, export_records
 
 ERROR_STYLE = "color: #c62828;"
 SHOWN_LIMIT = 500  # enough to browse; searching finds older ones
@@ -112,6 +114,15 @@ class HistoryDialog(QDialog):
             self.record_opened.emit(chosen[0])
             self.accept()
 
+    def export(self, kind: str) -> None:
+        """Export the selection, or every listed record when nothing is selected (so the
+        task filter and the search choose what is written)."""
+        records = self.selected_records() or self.records()
+        summary = export_records(self, records, kind)
+        if summary is not None:
+            self.status_label.setText(describe_summary(summary))
+            self.status_label.setStyleSheet("")
+
     def delete_selected(self) -> None:
         """Remove the selected records from the history."""
         try:
@@ -179,6 +190,13 @@ class HistoryDialog(QDialog):
         self.status_label.setWordWrap(True)
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)
 
+        self.export_button = QPushButton("Export")
+        self.export_button.setToolTip("Export the selected results (all listed ones when "
+                                      "none is selected)")
+        export_menu = QMenu(self.export_button)
+        for kind, label in EXPORT_KINDS:
+            export_menu.addAction(label, lambda k=kind: self.export(k))
+        self.export_button.setMenu(export_menu)
         self.reopen_button = QPushButton("Reopen")
         self.delete_button = QPushButton("Delete")
         self.clear_button = QPushButton("Clear all…")
@@ -188,7 +206,8 @@ class HistoryDialog(QDialog):
         self.clear_button.clicked.connect(self.clear_all)
         close_button.clicked.connect(self.reject)
         buttons = QHBoxLayout()
-        for button in (self.reopen_button, self.delete_button, self.clear_button):
+        for button in (self.reopen_button, self.export_button, self.delete_button,
+                       self.clear_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(close_button)

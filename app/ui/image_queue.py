@@ -176,6 +176,7 @@ class ImageQueue(QWidget):
         # is); the tooltip has the full path.
         self._list.setWordWrap(False)
         self._list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self._list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._list.setSpacing(2)
         self._list.currentItemChanged.connect(lambda *_: self._emit_current_if_changed())
         self._list.delete_requested.connect(self.remove_selected)
@@ -392,6 +393,11 @@ class ImageQueue(QWidget):
         self._pool.clear()
         self._pool.waitForDone()
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        for item in self._items.values():  # names are elided to the new width
+            self._refresh_row(item)
+
     # --- internals -----------------------------------------------------------------------
 
     def _append(self, path: Path, resolved: Path) -> str:
@@ -462,7 +468,13 @@ class ImageQueue(QWidget):
     def _refresh_row(self, item: QueueItem) -> None:
         row = self._rows[item.key]
         text = _status_text(item)
-        row.setText(f"{item.name}\n{text}")
+        # Elided here to the list's width (the view itself would scroll sideways): the
+        # middle of a long name goes, so its start and its extension stay readable.
+        metrics = self._list.fontMetrics()
+        width = max(60, self._list.viewport().width() - self._list.iconSize().width() - 28)
+        name = metrics.elidedText(item.name, Qt.TextElideMode.ElideMiddle, width)
+        status = metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
+        row.setText(f"{name}\n{status}")
         row.setToolTip(f"{item.path}\n{text}")
         if item.status == "error":
             grey = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)

@@ -57,6 +57,10 @@ class JobDisplay:
         record = outcome.record
         if outcome.status == FAILED:
             self.panel.show_error(outcome.message)
+        elif outcome.status == CANCELLED and record is None:
+            if shown:
+                self.show_results(job.image, job.image_sha256)
+            self.panel.show_note("Cancelled before the first token; nothing was kept.")
         elif record is not None and record.id is None:
             self.panel.show_record(record)  # not stored (a history error): still shown
         elif shown:

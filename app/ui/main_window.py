@@ -167,7 +167,7 @@ class MainWindow(ImageDropMixin, QMainWindow):
         self.status.show_model(f"{model.name} · {model.quant} · {model.image_size} px",
                                model.device, model.choice or "")
         if model.choice and self.settings.quantization in ("auto", ""):
-            self.statusBar().showMessage(model.choice, 15_000)
+            self.status.show_message(model.choice)  # until a batch has something to say
         self.task_panel.set_checkpoint_kind(model.checkpoint_kind)
         self._send(self.session.model_loaded(model.identity))
         self._prefetch()

@@ -95,8 +95,8 @@ def no_objects_text(task: str, objects: int, stop_reason: str) -> str:
 
 def record_title(record: HistoryRecord) -> str:
     """One line of the results list: task, prompt, model, time and whether it is partial."""
-    parts = [record.prompt or record.task, f"{record.model} {record.quantization}",
-             local_time(record.created)]
+    parts = [record.prompt or record.task, record.quantization,
+             local_time(record.created)[-5:]]  # HH:MM; the full date is in the tooltip
     if record.cancelled:
         parts.append("cancelled, partial")
     return " · ".join(parts)
@@ -224,6 +224,13 @@ class ResultsPanel(QWidget):
         """The list's lines, as shown."""
         return [self.result_list.item(i).text() for i in range(self.result_list.count())]
 
+    def show_note(self, message: str) -> None:
+        """Stop streaming and show ``message`` (not an error), e.g. a cancel before any token."""
+        self._stop_streaming()
+        self.status_label.setText(message)
+        self.status_label.setStyleSheet("")
+        self.status_label.show()
+
     def show_error(self, message: str) -> None:
         """Stop streaming and show ``message`` in red; the text so far stays."""
         self._stop_streaming()
@@ -286,6 +293,7 @@ class ResultsPanel(QWidget):
         self.result_list = QListWidget()
         self.result_list.setMaximumHeight(110)
         self.result_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.result_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.result_list.currentItemChanged.connect(self._on_list_choice)
         self.list_label.hide()
         self.result_list.hide()
