@@ -128,3 +128,10 @@ def options_from_settings(settings: Settings) -> GenerationOptions:
     return GenerationOptions(max_new_tokens=settings.max_new_tokens,
                              temperature=settings.temperature, top_k=settings.top_k,
                              top_p=settings.top_p, seed=settings.seed)
+
+
+def needs_reload(old: Settings, new: Settings) -> bool:
+    """Whether new settings change what is loaded (max new tokens and sampling do not:
+    the context is sized for the largest limit)."""
+    keys = ("model_folder", "quantization", "gpu_layers", "threads")
+    return any(getattr(old, key) != getattr(new, key) for key in keys)

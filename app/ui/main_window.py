@@ -8,14 +8,12 @@ and shows what comes back.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QLineEdit,
     QMainWindow,
     QPlainTextEdit,
@@ -27,31 +25,27 @@ from PySide6.QtWidgets import (
 
 from app.build_info import gpu_build_advice
 from app.engine.engine import EngineConfig
-from app.history import HistoryRecord, HistoryStore
-from app.models.installed import InstalledModels
+from app.history import HistoryStore
 from app.session import Job, JobOutcome, ResultStore, Session
 from app.session.prefetch import prefetch_order
 from app.session.session import options_from_settings
 from app.settings import Settings, SettingsStore
 from app.ui.drop_target import ImageDropMixin
 from app.ui.engine_worker import EngineThread, LoadedModel, LoadRequest
-from app.ui.export_actions import export_images
 from app.ui.first_run_panel import FirstRunPanel
-from app.ui.history_dialog import HistoryDialog
 from app.ui.image_queue import ImageQueue, QueueItem
 from app.ui.image_view import ImageView
 from app.ui.job_display import JobDisplay
-from app.ui.models_dialog import ModelsDialog
 from app.ui.notice_bar import NoticeBar
 from app.ui.results_panel import ResultsPanel
-from app.ui.settings_dialog import SettingsDialog
 from app.ui.status_line import StatusLine
 from app.ui.task_panel import TaskPanel
+from app.ui.window_dialogs import WindowDialogsMixin
 from app.ui.window_menus import build_menus
 from app.ui.window_state import remember_window, restore_window
 
 
-class MainWindow(ImageDropMixin, QMainWindow):
+class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
     """The application window. ``engine_thread`` is created here unless a test passes one."""
 
     def __init__(self, settings_store: SettingsStore, history: HistoryStore,
@@ -181,14 +175,6 @@ class MainWindow(ImageDropMixin, QMainWindow):
         self.status.show_batch(self.session.batch)
         self._update_run_state()
 
-    def choose_model_folder(self) -> None:
-        start = self.settings.model_folder or self.settings.models_dir
-        chosen = QFileDialog.getExistingDirectory(self, "Choose a PaliDesk model folder", start)
-        if chosen:
-            self.load_model(Path(chosen))
-
-    use_model_folder = load_model
-
     # --- running -----------------------------------------------------------------------
 
     def _update_run_state(self) -> None:
@@ -283,50 +269,6 @@ class MainWindow(ImageDropMixin, QMainWindow):
             focus.paste()
         else:
             self.queue.paste_clipboard()
-
-    def show_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
-        if dialog.exec():
-            self.apply_settings(dialog.result_settings())
-
-    def apply_settings(self, new: Settings) -> None:
-        """Adopt ``new``; swap the model in place when its folder, type or load options
-        changed (the queue and the results stay)."""
-        old = self.settings
-        # A new model folder is saved only once it has loaded (``_on_model_loaded``).
-        self.settings = dataclasses.replace(new, model_folder=old.model_folder)
-        self._save_settings()
-        reload_keys = ("model_folder", "quantization", "gpu_layers", "threads")
-        changed = any(getattr(old, k) != getattr(new, k) for k in reload_keys)
-        if new.model_folder and (changed or self.session.model is None):
-            self.load_model(Path(new.model_folder))
-
-    def show_models(self) -> None:
-        dialog = ModelsDialog(InstalledModels(Path(self.settings.models_dir)), parent=self)
-        dialog.model_chosen.connect(self.load_model)
-        dialog.exec()
-
-    def show_history(self) -> None:
-        dialog = HistoryDialog(self.history, self)
-        dialog.record_opened.connect(self.open_record)
-        dialog.exec()
-
-    def open_record(self, record: HistoryRecord) -> None:
-        """Show a History result: its image is queued (if it still exists) and selected."""
-        path = Path(record.image_path)
-        self.queue.select_path(path)
-        self.view.show_image(path if path.exists() else None)
-        self.display.show_results(path, record.image_sha256, record.id)
-
-    def export(self, kind: str) -> None:
-        """Export this session's results: every stored result of the queued images."""
-        request = self.task_panel.request()
-        only_task = self.actions_.export_only_task.isChecked() and request is not None
-        done = export_images(self, self.results, [(i.sha256, i.path) for i in self.queue.items()],
-                             kind, task=request.kind.value if only_task else None,
-                             include_cancelled=self.actions_.export_cancelled.isChecked())
-        if done:
-            self.notices.show_notice(done)
 
     # --- persistence and shutdown ------------------------------------------------------
 
