@@ -18,6 +18,7 @@ from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
+    LocalEntryNotFoundError,
     OfflineModeIsEnabled,
 )
 
@@ -84,6 +85,10 @@ def describe(
 ) -> PaliDeskError | None:
     """The user's version of ``exc``, or None when it is not a hub or network failure."""
     host = urlparse(endpoint).hostname or endpoint
+    if isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:
+        # hf_hub_download's "not reachable and not in the cache": the cause says why.
+        return describe(exc.__cause__, repo_id, token=token, endpoint=endpoint,
+                        revision=revision, path=path, gated=gated)
     if isinstance(exc, OfflineModeIsEnabled):
         return NetworkError(
             "Downloads from Hugging Face are switched off on this computer (HF_HUB_OFFLINE "
