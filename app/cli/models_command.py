@@ -44,8 +44,8 @@ def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     pull.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
     pull.add_argument("--token", help="Hugging Face access token "
                       "(default: HF_TOKEN, or the one saved by `hf auth login`)")
-    pull.add_argument("--name", help="name to install it under (default: the repository's "
-                      "name)")
+    pull.add_argument("--name", dest="install_name",
+                      help="name to install it under (default: the repository's name)")
     cache = pull.add_mutually_exclusive_group()
     cache.add_argument("--hf-cache", dest="hf_cache", action="store_true", default=None,
                        help="download into the Hugging Face cache, shared with transformers "
@@ -175,7 +175,7 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
     if repo_id is not None:
         use_cache = args.hf_cache if args.hf_cache is not None else _settings(
         ).download_to_hf_cache
-        request = PrepareRequest(args.name or repo_id.split("/")[-1], quants,
+        request = PrepareRequest(args.install_name or repo_id.split("/")[-1], quants,
                                  repo_id=repo_id, token=args.token, revision=args.revision,
                                  use_hf_cache=use_cache)
     else:
