@@ -6,10 +6,12 @@ too) or into a folder of our own (``local_dir``). The library brings what a down
 needs: a resume with a Range request when the connection drops, partial files named by
 the file's content id (the LFS sha256) so bytes of two commits are never glued together,
 every file taken from one commit, and a lock so two processes never write the same file.
-PaliDesk adds what the library leaves out: the choice of safe files (hub_files.py), the
-config check before the weights are fetched, the free-space check, a checksum check of
-every file once it is complete (the library checks sizes only), byte progress in
-PaliDesk's ProgressEvent shape, a cancel between chunks, and errors in plain words.
+Files come over the hub's HTTP endpoint, never hf_xet's native transfer (see
+``_plain_http``). PaliDesk adds what the library leaves out: the choice of safe files
+(hub_files.py), the config check before the weights are fetched, the free-space check,
+a checksum check of every file once it is complete (the library checks sizes only),
+byte progress in PaliDesk's ProgressEvent shape, a cancel between chunks, and errors in
+plain words.
 
 A file interrupted by a cancel or by a quit starts over on the next download: the
 library (2.x) writes each attempt to a temporary file of its own and deletes it on
@@ -20,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from huggingface_hub import constants as hf_constants
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
 from app.errors import (
@@ -178,9 +181,10 @@ class _Fetcher:
         bar = _progress_bar_class(meter, remote.path, lambda: _check_cancel(self.cancel,
                                                                              self.plan))
         try:
-            with hub_errors(self.plan.repo_id, token=self.token, endpoint=self.endpoint,
-                            revision=self.plan.revision, path=remote.path,
-                            gated=self.plan.gated):
+            with _plain_http(), hub_errors(self.plan.repo_id, token=self.token,
+                                           endpoint=self.endpoint,
+                                           revision=self.plan.revision, path=remote.path,
+                                           gated=self.plan.gated):
                 path = Path(hf_hub_download(
                     self.plan.repo_id, remote.path, revision=self.plan.commit,
                     endpoint=self.endpoint, token=self.token, tqdm_class=bar,
@@ -206,6 +210,23 @@ class _Fetcher:
             )
         meter.received(0, remote.path, final=True)
         return path
+
+
+@contextlib.contextmanager
+def _plain_http() -> Iterator[None]:
+    """Fetch over the hub's HTTP endpoint, not through hf_xet's transfer engine.
+
+    With hf_xet the bytes are written by native threads and progress arrives through a
+    callback from them, where a cancel (an exception) cannot be relied on to stop the
+    transfer. Over HTTP every chunk passes through Python: the cancel stops the file at
+    once, as before. The hub serves Xet-stored files over HTTP too (with Range requests).
+    """
+    previous = hf_constants.HF_HUB_DISABLE_XET
+    hf_constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_DISABLE_XET = previous
 
 
 def _discard(path: Path) -> None:
