@@ -168,3 +168,30 @@ def test_the_setting_defaults_to_the_shared_cache_and_survives_a_reload(
     loaded = store.load()
     assert loaded.settings.download_to_hf_cache is True  # a wrong type falls back
     assert loaded.warning is not None and "download_to_hf_cache" in loaded.warning
+
+
+def test_the_models_dialog_uses_the_setting_and_tells_what_is_cached(
+    qtbot, hub_environment: Path, tmp_path: Path
+) -> None:
+    from app.models.catalog import CATALOG
+    from app.ui.models_dialog import ModelsDialog
+
+    entry = CATALOG[0]
+    with FakeHub.from_folder(SRC, repo_id=entry.repo_id) as hub:
+        snapshot_download(entry.repo_id, endpoint=hub.url, cache_dir=hub_environment)
+    dialog = ModelsDialog(InstalledModels(tmp_path / "models"), use_hf_cache=False)
+    qtbot.addWidget(dialog)
+    requests: list[PrepareRequest] = []
+    dialog.start = requests.append
+    dialog.catalog.selectRow(0)
+    assert "already in your Hugging Face cache" in dialog.choice_label.text()
+    dialog.catalog.selectRow(1)
+    assert "already in your Hugging Face cache" not in dialog.choice_label.text()
+    dialog.prepare_selected()
+    assert requests[0].repo_id == CATALOG[1].repo_id and requests[0].use_hf_cache is False
+    # A Hugging Face cache snapshot imported as a folder is named after its repository.
+    dialog.ask_directory = lambda: find_cached_checkpoint(entry.repo_id)
+    dialog.import_folder()
+    assert requests[1].name == entry.name
+    assert requests[1].source_name == entry.repo_id
+    dialog.done(0)

@@ -119,7 +119,7 @@ def network_error(exc: BaseException, host: str) -> NetworkError:
         what = "the connection broke off"
     return NetworkError(
         f"PaliDesk could not reach {host} ({what}). Check your internet connection and try "
-        "again; a download continues where it stopped."
+        "again; files already downloaded are kept."
     )
 
 
@@ -184,7 +184,7 @@ def http_error(
     if status >= 500:
         return NetworkError(
             f"{host} is having trouble right now (HTTP {status}). Try again in a few "
-            "minutes; a download continues where it stopped."
+            "minutes; files already downloaded are kept."
         )
     return DownloadError(f"Hugging Face refused to send {repo_id} (HTTP {status}). "
                          "Try again later.")
