@@ -339,6 +339,31 @@ def test_not_enough_disk_space_stops_before_downloading(
     assert not hub.gets_of(WEIGHTS)  # only the config was fetched, to size the model
 
 
+def test_space_for_the_conversion_is_checked_where_the_model_goes(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hugging Face cache and the models folder may be on two disks."""
+    from app.models import download
+
+    hub = serve()
+    cache, models = tmp_path / "cache-disk", tmp_path / "models-disk"
+    cache.mkdir()
+    models.mkdir()
+    free = {cache: 10 << 30, models: 5 << 20}
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(
+        20 << 30, 0, next((f for p, f in free.items() if Path(path).is_relative_to(p)),
+                          20 << 30)))
+    monkeypatch.setattr(download, "same_disk", lambda _a, _b: False)
+    with pytest.raises(DiskSpaceError) as error:
+        download_checkpoint(REPO, endpoint=hub.url, cache_dir=cache, quant_types=["Q8_0"],
+                            convert_dir=models)
+    assert f"in {models}: converting the model needs about" in str(error.value)
+    assert not hub.gets_of(WEIGHTS)
+    free[models] = 10 << 30  # room on both disks: it goes ahead
+    download_checkpoint(REPO, endpoint=hub.url, cache_dir=cache, quant_types=["Q8_0"],
+                        convert_dir=models)
+
+
 def test_required_disk_bytes_counts_conversion_and_quants(serve: Serve) -> None:
     plan = plan_download(REPO, endpoint=serve().url)  # not in the catalog: ratio estimate
     weights, base = plan.weights_bytes, plan.total_bytes + DISK_MARGIN_BYTES

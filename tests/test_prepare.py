@@ -49,7 +49,7 @@ def test_cancelled_prepare_is_not_listed_and_resumes(tmp_path: Path) -> None:
     calls: list[str] = []
 
     def downloader(repo_id, dest, *, progress, cancel, token, endpoint, quant_types,
-                   revision, cache_dir) -> Path:
+                   revision, cache_dir, convert_dir) -> Path:
         calls.append(repo_id)
         if not dest.exists():
             shutil.copytree(SRC, dest)

@@ -92,6 +92,14 @@ def existing_parent(path: Path) -> Path:
     return path
 
 
+def same_disk(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` (or their nearest existing parents) are on one file system."""
+    try:
+        return existing_parent(a).stat().st_dev == existing_parent(b).stat().st_dev
+    except OSError:
+        return True  # cannot tell: count everything on one disk, the safe side
+
+
 def check_disk_space(path: Path, needed: int, what: str = "the model") -> None:
     """Raise DiskSpaceError when the disk holding ``path`` has less than ``needed`` free."""
     free = shutil.disk_usage(existing_parent(path)).free

@@ -36,9 +36,16 @@ from app.errors import (
     NetworkError,
     PaliDeskError,
 )
-from app.models.catalog import check_catalog_shapes, read_config_dims
+from app.models.catalog import VariantDims, check_catalog_shapes, read_config_dims
 from app.models.checksums import file_matches
-from app.models.disk_space import check_disk_space, format_size, required_disk_bytes
+from app.models.disk_space import (
+    DISK_MARGIN_BYTES,
+    check_disk_space,
+    format_size,
+    gguf_bytes,
+    required_disk_bytes,
+    same_disk,
+)
 from app.models.download_progress import ByteProgress
 from app.models.hf_cache import hub_cache_dir, remember_ref
 from app.models.hub_errors import hub_errors
@@ -68,6 +75,7 @@ def download_checkpoint(
     progress: ProgressCallback = no_progress,
     cancel: CancelFlag | None = None,
     cache_dir: Path | None = None,
+    convert_dir: Path | None = None,
 ) -> Path:
     """Download the config, tokenizer and safetensors files; returns the checkpoint folder.
 
@@ -77,7 +85,8 @@ def download_checkpoint(
     comes first and must describe a PaliGemma 2 model (and, under a catalog name, the
     catalog's shapes) before anything large is fetched. Then the free space is checked:
     for the download alone, or, when ``quant_types`` is given (even empty), also for the
-    F16 conversion and those quantized files, sized from the config. Progress: stage
+    F16 conversion and those quantized files, sized from the config (on the disk of
+    ``convert_dir`` when given and the download goes to another disk). Progress: stage
     "download", done/total in bytes. Raises Cancelled, DiskSpaceError, CatalogError (a
     config that is not the model the name promises) or a DownloadError subclass.
     """
@@ -98,11 +107,8 @@ def download_checkpoint(
     folder = fetcher.fetch(config, meter).parent
     dims = read_config_dims(folder / CONFIG, plan.repo_id)
     check_catalog_shapes(plan.repo_id, dims, "its config.json")
-    needed = required_disk_bytes(plan, quant_types or (), convert=quant_types is not None,
-                                 dims=dims)
-    what = "the download" if quant_types is None else "downloading and converting the model"
     have = sum(f.size for f in plan.files if f.path in present or f is config)
-    check_disk_space(fetcher.where, needed - have, what)
+    _check_space(plan, quant_types, dims, fetcher.where, convert_dir, have)
     for remote in plan.files:
         if remote is not config:
             _check_cancel(cancel, plan)
@@ -110,6 +116,23 @@ def download_checkpoint(
     if dest_dir is None:
         remember_ref(plan.repo_id, plan.revision, plan.commit, fetcher.cache_dir)
     return folder
+
+
+def _check_space(plan: DownloadPlan, quant_types: Sequence[str] | None, dims: VariantDims,
+                 where: Path, convert_dir: Path | None, have: int) -> None:
+    """Free space for the download and, when ``quant_types`` is given, the conversion:
+    one sum on one disk, or each part on its own disk (the HF cache may be elsewhere)."""
+    download = required_disk_bytes(plan, convert=False) - have
+    if quant_types is None:
+        check_disk_space(where, download, "the download")
+        return
+    conversion = gguf_bytes(dims, quant_types)
+    if convert_dir is None or same_disk(where, convert_dir):
+        check_disk_space(where, download + conversion,
+                         "downloading and converting the model")
+        return
+    check_disk_space(where, download, "the download")
+    check_disk_space(convert_dir, conversion + DISK_MARGIN_BYTES, "converting the model")
 
 
 def write_error(exc: OSError, name: str, folder: Path) -> PaliDeskError:

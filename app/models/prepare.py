@@ -200,7 +200,7 @@ def _checkpoint_from_hub(
     return downloader(request.repo_id, None if request.use_hf_cache else work / "checkpoint",
                       progress=progress, cancel=cancel, token=request.token,
                       endpoint=request.endpoint, revision=request.revision,
-                      cache_dir=request.cache_dir,
+                      cache_dir=request.cache_dir, convert_dir=work,
                       # the space check covers conversion + quantization too
                       quant_types=list(request.quant_types))
 
