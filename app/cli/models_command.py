@@ -44,7 +44,7 @@ def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     pull.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
     pull.add_argument("--token", help="Hugging Face access token "
                       "(default: HF_TOKEN, or the one saved by `hf auth login`)")
-    pull.add_argument("--name", dest="install_name",
+    pull.add_argument("--name", dest="install_name", metavar="NAME",
                       help="name to install it under (default: the repository's name)")
     cache = pull.add_mutually_exclusive_group()
     cache.add_argument("--hf-cache", dest="hf_cache", action="store_true", default=None,
