@@ -68,6 +68,7 @@ class FakeHub:
         interrupt_path: str = "model.safetensors",
         interrupt_after: int = 300_000,
         ranges: bool = True,
+        xet: bool = False,
         lifetime_s: float = 60.0,
     ) -> None:
         if mode not in MODES:
@@ -81,6 +82,9 @@ class FakeHub:
         self.interrupt_path = interrupt_path
         self.interrupt_after = interrupt_after
         self.ranges = ranges  # False: ignore Range headers, as some proxies and CDNs do
+        # True: large files say they are stored in Xet (as on the real hub today), which
+        # invites hf_xet's transfer; the token route it would call next is not served.
+        self.xet = xet
         self.lifetime_s = lifetime_s
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -277,6 +281,10 @@ class _Handler(BaseHTTPRequestHandler):
             headers["ETag"] = f'"{sibling["lfs"]["sha256"]}"'
             headers["X-Linked-Etag"] = f'"{sibling["lfs"]["sha256"]}"'
             headers["X-Linked-Size"] = str(len(data))
+            if hub.xet:
+                headers["X-Xet-Hash"] = sibling["lfs"]["sha256"]
+                headers["X-Xet-Refresh-Route"] = (f"/api/models/{hub.repo_id}/xet-read-token/"
+                                                  f"{commit}")
         else:
             headers["ETag"] = f'"{sibling["blobId"]}"'
         if head:

@@ -193,6 +193,24 @@ def test_cancel_stops_at_once_and_keeps_complete_files(serve: Serve, tmp_path: P
     assert_complete(dest)
 
 
+def test_xet_stored_files_come_over_http_where_a_cancel_reaches_them(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """hf_xet writes with native threads where a cancel cannot be relied on to arrive."""
+    hub = serve(xet=True)
+    cancel = CancelFlag()
+
+    def cancel_in_weights(event: ProgressEvent) -> None:
+        if event.message.startswith(WEIGHTS):
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        download_checkpoint(REPO, endpoint=hub.url, progress=cancel_in_weights, cancel=cancel)
+    assert_complete(download_checkpoint(REPO, endpoint=hub.url))
+    assert not any("xet-read-token" in r.path for r in hub.requests)
+    assert len(hub.gets_of(WEIGHTS)) == 2 and hf_constants.HF_HUB_DISABLE_XET is False
+
+
 def test_cancel_after_the_first_event(serve: Serve, tmp_path: Path) -> None:
     hub = serve()
     cancel = CancelFlag()
