@@ -6,6 +6,8 @@ It implements what huggingface_hub 2.4 calls to list and fetch files:
 /{repo}/resolve/{rev}/{path}`` with Range requests and the ETag, X-Repo-Commit,
 X-Linked-Size and X-Linked-Etag headers ``file_download.get_hf_file_metadata`` reads.
 Errors carry the hub's ``X-Error-Code`` header and a JSON ``{"error": ...}`` body.
+A repository has commits and refs (``publish`` adds a commit and moves a branch or tag to
+it; older commits stay reachable by id), so a test can move it on between two tries.
 
 Bounded: it listens on 127.0.0.1 only, answers each connection once (HTTP/1.0, so no
 handler thread waits on a kept-alive socket), stops by itself after ``lifetime_s``, and
