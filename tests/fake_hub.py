@@ -6,6 +6,8 @@ It implements what huggingface_hub 2.4 calls to list and fetch files:
 /{repo}/resolve/{rev}/{path}`` with Range requests and the ETag, X-Repo-Commit,
 X-Linked-Size and X-Linked-Etag headers ``file_download.get_hf_file_metadata`` reads.
 Errors carry the hub's ``X-Error-Code`` header and a JSON ``{"error": ...}`` body.
+A repository has commits and refs (``publish`` adds a commit and moves a branch or tag to
+it; older commits stay reachable by id), so a test can move it on between two tries.
 
 Bounded: it listens on 127.0.0.1 only, answers each connection once (HTTP/1.0, so no
 handler thread waits on a kept-alive socket), stops by itself after ``lifetime_s``, and
@@ -68,11 +70,13 @@ class FakeHub:
         interrupt_path: str = "model.safetensors",
         interrupt_after: int = 300_000,
         ranges: bool = True,
+        xet: bool = False,
         lifetime_s: float = 60.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
-        self.files = files
+        self.commits: dict[str, dict[str, bytes]] = {COMMIT: files}
+        self.refs: dict[str, str] = {"main": COMMIT}
         self.repo_id = repo_id
         self.mode = mode
         self.missing_path = missing_path
@@ -80,6 +84,9 @@ class FakeHub:
         self.interrupt_path = interrupt_path
         self.interrupt_after = interrupt_after
         self.ranges = ranges  # False: ignore Range headers, as some proxies and CDNs do
+        # True: large files say they are stored in Xet (as on the real hub today), which
+        # invites hf_xet's transfer; the token route it would call next is not served.
+        self.xet = xet
         self.lifetime_s = lifetime_s
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -88,6 +95,22 @@ class FakeHub:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.hub = self
         self._thread = threading.Thread(target=self._serve, name="fake-hub", daemon=True)
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """The files at the head of main."""
+        return self.commits[self.refs["main"]]
+
+    def publish(self, files: dict[str, bytes], commit: str, ref: str = "main") -> None:
+        """A new commit: ``ref`` moves to it; older commits stay reachable by their id."""
+        with self._lock:
+            self.commits[commit] = files
+            self.refs[ref] = commit
+
+    def resolve_revision(self, revision: str) -> str | None:
+        """The commit ``revision`` (a branch, tag or commit id) names, or None."""
+        with self._lock:
+            return revision if revision in self.commits else self.refs.get(revision)
 
     @classmethod
     def from_folder(cls, folder: Path, extra: dict[str, bytes] | None = None,
@@ -135,8 +158,8 @@ class FakeHub:
 
     # What the hub says about the repository.
 
-    def sibling(self, path: str) -> dict:
-        data = self.files[path]
+    def sibling(self, path: str, commit: str = COMMIT) -> dict:
+        data = self.commits[commit][path]
         entry: dict = {"rfilename": path, "size": len(data)}
         if path.endswith(LFS_SUFFIXES):
             entry["blobId"] = git_blob_sha1(b"version https://git-lfs.github.com/spec/v1\n")
@@ -146,19 +169,20 @@ class FakeHub:
             entry["blobId"] = git_blob_sha1(data)
         return entry
 
-    def model_info(self, blobs: bool) -> dict:
-        siblings = [self.sibling(p) if blobs else {"rfilename": p} for p in sorted(self.files)]
-        return {"id": self.repo_id, "modelId": self.repo_id, "sha": COMMIT,
+    def model_info(self, blobs: bool, commit: str = COMMIT) -> dict:
+        siblings = [self.sibling(p, commit) if blobs else {"rfilename": p}
+                    for p in sorted(self.commits[commit])]
+        return {"id": self.repo_id, "modelId": self.repo_id, "sha": commit,
                 "private": self.mode == "token",
                 "gated": "manual" if self.mode == "gated" else False,
                 "disabled": False, "tags": ["safetensors"], "siblings": siblings}
 
-    def tree(self, prefix: str) -> list[dict]:
+    def tree(self, prefix: str, commit: str = COMMIT) -> list[dict]:
         entries = []
-        for path in sorted(self.files):
+        for path in sorted(self.commits[commit]):
             if prefix and not path.startswith(prefix.rstrip("/") + "/"):
                 continue
-            sib = self.sibling(path)
+            sib = self.sibling(path, commit)
             entry = {"type": "file", "oid": sib["blobId"], "size": sib["size"], "path": path}
             if "lfs" in sib:
                 entry["lfs"] = {"oid": sib["lfs"]["sha256"], "size": sib["size"],
@@ -202,59 +226,67 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(parts.path)
         try:
             if match := API_TREE.match(path):
-                if self._repo_ok(match.group(1), match.group(2), api=True):
-                    self._json(200, self.hub.tree(match.group(3)))
+                if commit := self._repo_ok(match.group(1), match.group(2), api=True):
+                    self._json(200, self.hub.tree(match.group(3), commit), commit)
             elif match := API_INFO.match(path):
-                if self._repo_ok(match.group(1), match.group(2) or "main", api=True):
-                    self._json(200, self.hub.model_info("blobs=true" in parts.query))
+                if commit := self._repo_ok(match.group(1), match.group(2) or "main", api=True):
+                    self._json(200, self.hub.model_info("blobs=true" in parts.query, commit),
+                               commit)
             elif match := RESOLVE.match(path):
-                if self._repo_ok(match.group(1), match.group(2), api=False):
-                    self._resolve(match.group(3), head=head)
+                if commit := self._repo_ok(match.group(1), match.group(2), api=False):
+                    self._resolve(match.group(3), commit, head=head)
             else:
                 self._error(404, None, "Not found")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (a cancelled download): nothing left to answer
 
-    def _repo_ok(self, repo_id: str, revision: str, *, api: bool) -> bool:
-        """Answer the error and return False when the request may not go on."""
+    def _repo_ok(self, repo_id: str, revision: str, *, api: bool) -> str | None:
+        """The commit to answer from; answers the error and returns None when the request
+        may not go on."""
         hub = self.hub
         auth = self.headers.get("Authorization")
         if repo_id != hub.repo_id:
             self._error(404 if auth else 401, "RepoNotFound", "Repository not found")
-            return False
+            return None
         if hub.mode == "token" and auth != f"Bearer {TOKEN}":
             message = "Invalid credentials in Authorization header" if auth else \
                 "Invalid username or password."
             self._error(401, "RepoNotFound" if not auth else None, message)
-            return False
+            return None
         if hub.mode == "gated" and not api:
             if not auth:
                 self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted. You "
                             "must have access to it and be authenticated to access it. "
                             "Please log in.")
-                return False
+                return None
             self._error(403, "GatedRepo", f"Access to model {repo_id} is restricted and you "
                         "are not in the authorized list. Visit "
                         f"https://huggingface.co/{repo_id} to ask for access.")
-            return False
-        if revision not in ("main", COMMIT):
+            return None
+        commit = hub.resolve_revision(revision)
+        if commit is None:
             self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
-            return False
-        return True
+            return None
+        return commit
 
-    def _resolve(self, path: str, *, head: bool) -> None:
+    def _resolve(self, path: str, commit: str, *, head: bool) -> None:
         hub = self.hub
-        if path not in hub.files or (hub.mode == "missing" and path == hub.missing_path):
+        files = hub.commits[commit]
+        if path not in files or (hub.mode == "missing" and path == hub.missing_path):
             self._error(404, "EntryNotFound", f"{path} does not exist on \"main\"")
             return
-        data = hub.files[path]
-        sibling = hub.sibling(path)
-        headers = {"X-Repo-Commit": COMMIT, "Accept-Ranges": "bytes",
+        data = files[path]
+        sibling = hub.sibling(path, commit)
+        headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",
                    "Content-Type": "application/octet-stream"}
         if "lfs" in sibling:
             headers["ETag"] = f'"{sibling["lfs"]["sha256"]}"'
             headers["X-Linked-Etag"] = f'"{sibling["lfs"]["sha256"]}"'
             headers["X-Linked-Size"] = str(len(data))
+            if hub.xet:
+                headers["X-Xet-Hash"] = sibling["lfs"]["sha256"]
+                headers["X-Xet-Refresh-Route"] = (f"/api/models/{hub.repo_id}/xet-read-token/"
+                                                  f"{commit}")
         else:
             headers["ETag"] = f'"{sibling["blobId"]}"'
         if head:
@@ -280,10 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
             data = data[:hub.interrupt_after]  # promised ``length`` bytes; drops the line
         self._send(status, headers, length, data)
 
-    def _json(self, status: int, payload: object) -> None:
+    def _json(self, status: int, payload: object, commit: str = COMMIT) -> None:
         body = json.dumps(payload).encode()
         self._send(status, {"Content-Type": "application/json",
-                            "X-Repo-Commit": COMMIT}, len(body), body)
+                            "X-Repo-Commit": commit}, len(body), body)
 
     def _error(self, status: int, code: str | None, message: str) -> None:
         body = json.dumps({"error": message}).encode()

@@ -1,13 +1,17 @@
 """Downloads from a local server that answers like the Hugging Face hub (tests/fake_hub.py).
 
-Covers: the safe file selection, a full download, resume after a dropped connection and
-after a cancel, gated and private repositories, a missing file, a corrupted file, a network
-that is down, the free-space check, the progress messages and ``palidesk models pull``.
+huggingface_hub's own ``hf_hub_download`` talks to the fake hub (``endpoint=`` or
+HF_ENDPOINT). Covers: the safe file selection, a full download into a folder and into the
+Hugging Face cache, resume after a dropped connection, a cancel, a repository that moves
+on between two tries, gated and private repositories, a missing file, a corrupted file,
+a network that is down, the free-space check, a disk that fills up, the progress
+messages and ``palidesk models pull``.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -15,7 +19,13 @@ from pathlib import Path
 
 import pytest
 from fake_hub import COMMIT, TOKEN, FakeHub
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import (
+    HfApi,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    try_to_load_from_cache,
+)
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import close_session
@@ -33,7 +43,6 @@ from app.errors import (
 from app.models import catalog, download_progress
 from app.models.disk_space import DISK_MARGIN_BYTES, required_disk_bytes
 from app.models.download import (
-    PARTIAL_SUFFIX,
     DownloadPlan,
     RemoteFile,
     download_checkpoint,
@@ -49,6 +58,7 @@ REPO = "google/pg2-tiny-224"
 WEIGHTS = "model.safetensors"
 PICKLE = b"\x80\x04\x95 not to be downloaded"
 EXPECTED = sorted(p.name for p in SRC.iterdir())
+CHUNK = 64 << 10
 Serve = Callable[..., FakeHub]  # the ``serve`` fixture: mode, options -> started hub
 
 
@@ -66,6 +76,8 @@ def hub_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(download_progress, "PROGRESS_INTERVAL_S", 0.0)
     monkeypatch.setattr(download_progress, "MIN_MEASURE_S", 0.0)  # a tiny download is quick
+    # The library reads (and resumes) in whole chunks of 10 MB; the tiny weights are 1.3 MB.
+    monkeypatch.setattr(hf_constants, "DOWNLOAD_CHUNK_SIZE", CHUNK)
     yield
     close_session()  # no pooled connection to a stopped server outlives the test
 
@@ -87,8 +99,13 @@ def serve() -> Iterator[Serve]:
             hub.stop()
 
 
+def visible(dest: Path) -> list[str]:
+    """The files of ``dest`` without huggingface_hub's bookkeeping folder (``.cache``)."""
+    return sorted(p.name for p in dest.iterdir() if not p.name.startswith("."))
+
+
 def assert_complete(dest: Path) -> None:
-    assert sorted(p.name for p in dest.iterdir()) == EXPECTED
+    assert visible(dest) == EXPECTED
     for name in EXPECTED:
         assert (dest / name).read_bytes() == (SRC / name).read_bytes(), name
 
@@ -131,18 +148,12 @@ def test_complete_files_are_not_fetched_again(serve: Serve, tmp_path: Path) -> N
 
 
 def test_interrupted_download_resumes_with_a_range_request(serve: Serve, tmp_path: Path) -> None:
+    """huggingface_hub resumes a dropped connection itself, from the bytes it has."""
     hub = serve("interrupt", interrupt_after=300_000)
-    dest = tmp_path / "ckpt"
-    with pytest.raises(NetworkError, match=r"could not reach 127\.0\.0\.1"):
-        download_checkpoint(REPO, dest, endpoint=hub.url)
-    partial = dest / (WEIGHTS + PARTIAL_SUFFIX)
-    kept = partial.stat().st_size
-    assert 0 < kept <= 300_000
-    assert not (dest / WEIGHTS).exists()
-
-    download_checkpoint(REPO, dest, endpoint=hub.url)
+    dest = download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url)
     first, second = hub.gets_of(WEIGHTS)
-    assert first.range is None
+    assert first.range is None and first.body_bytes == 300_000
+    kept = 300_000 // CHUNK * CHUNK  # the whole chunks that arrived
     assert second.range == f"bytes={kept}-" and second.status == 206
     assert second.body_bytes == (SRC / WEIGHTS).stat().st_size - kept
     assert_complete(dest)
@@ -150,11 +161,9 @@ def test_interrupted_download_resumes_with_a_range_request(serve: Serve, tmp_pat
 
 def test_server_ignoring_range_restarts_the_file(serve: Serve, tmp_path: Path) -> None:
     hub = serve("interrupt", interrupt_after=300_000, ranges=False)
-    dest = tmp_path / "ckpt"
-    with pytest.raises(NetworkError):
-        download_checkpoint(REPO, dest, endpoint=hub.url)
     events: list[ProgressEvent] = []
-    download_checkpoint(REPO, dest, endpoint=hub.url, progress=events.append)
+    dest = download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url,
+                               progress=events.append)
     second = hub.gets_of(WEIGHTS)[1]
     assert second.range is not None and second.status == 200
     assert second.body_bytes == (SRC / WEIGHTS).stat().st_size
@@ -162,7 +171,7 @@ def test_server_ignoring_range_restarts_the_file(serve: Serve, tmp_path: Path) -
     assert_complete(dest)
 
 
-def test_cancel_keeps_the_partial_file_and_resumes(serve: Serve, tmp_path: Path) -> None:
+def test_cancel_stops_at_once_and_keeps_complete_files(serve: Serve, tmp_path: Path) -> None:
     hub = serve()
     dest = tmp_path / "ckpt"
     cancel = CancelFlag()
@@ -177,13 +186,29 @@ def test_cancel_keeps_the_partial_file_and_resumes(serve: Serve, tmp_path: Path)
         download_checkpoint(REPO, dest, endpoint=hub.url, progress=cancel_in_weights,
                             cancel=cancel)
     assert sum(e.message.startswith(WEIGHTS) for e in seen) == 1  # stopped at once
-    kept = (dest / (WEIGHTS + PARTIAL_SUFFIX)).stat().st_size
-    assert 0 < kept < (SRC / WEIGHTS).stat().st_size
+    assert visible(dest) == [n for n in EXPECTED if n != WEIGHTS]  # no half file
 
-    cancel.reset()
-    download_checkpoint(REPO, dest, endpoint=hub.url, cancel=cancel)
-    assert hub.gets_of(WEIGHTS)[-1].range == f"bytes={kept}-"
+    download_checkpoint(REPO, dest, endpoint=hub.url, cancel=CancelFlag())
+    assert len(hub.gets_of("config.json")) == 1  # complete files are not fetched again
     assert_complete(dest)
+
+
+def test_xet_stored_files_come_over_http_where_a_cancel_reaches_them(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """hf_xet writes with native threads where a cancel cannot be relied on to arrive."""
+    hub = serve(xet=True)
+    cancel = CancelFlag()
+
+    def cancel_in_weights(event: ProgressEvent) -> None:
+        if event.message.startswith(WEIGHTS):
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        download_checkpoint(REPO, endpoint=hub.url, progress=cancel_in_weights, cancel=cancel)
+    assert_complete(download_checkpoint(REPO, endpoint=hub.url))
+    assert not any("xet-read-token" in r.path for r in hub.requests)
+    assert len(hub.gets_of(WEIGHTS)) == 2 and hf_constants.HF_HUB_DISABLE_XET is False
 
 
 def test_cancel_after_the_first_event(serve: Serve, tmp_path: Path) -> None:
@@ -192,9 +217,52 @@ def test_cancel_after_the_first_event(serve: Serve, tmp_path: Path) -> None:
     with pytest.raises(Cancelled):
         download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url,
                             progress=lambda _: cancel.cancel(), cancel=cancel)
-    assert len([r for r in hub.requests if "/resolve/" in r.path]) == 1
+    assert [r.path.rsplit("/", 1)[-1] for r in hub.requests if r.method == "GET"
+            and "/resolve/" in r.path] == ["config.json"]
     download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url)
     assert_complete(tmp_path / "ckpt")
+
+
+def test_a_repository_that_moves_on_never_glues_two_commits(serve: Serve,
+                                                            tmp_path: Path) -> None:
+    """Issue 10 item 18: cancelled in the weights of one commit, retried after the
+    repository moved on: the new commit's bytes arrive whole, not appended to the old."""
+    hub = serve()
+    cancel = CancelFlag()
+
+    def cancel_in_weights(event: ProgressEvent) -> None:
+        if event.message.startswith(WEIGHTS):
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        download_checkpoint(REPO, progress=cancel_in_weights, cancel=cancel, endpoint=hub.url)
+    old = (SRC / WEIGHTS).read_bytes()
+    new = old[:-4096] + bytes(4096)  # same size, other content: the worst case for a resume
+    new_commit = "fedcba9876543210fedcba9876543210fedcba98"
+    hub.publish({**hub.files, WEIGHTS: new}, new_commit)
+    folder = download_checkpoint(REPO, endpoint=hub.url)
+    assert folder.name == new_commit
+    assert (folder / WEIGHTS).read_bytes() == new
+    assert hub.gets_of(WEIGHTS)[-1].range is None  # fetched whole, not resumed
+
+
+def test_download_goes_to_the_hugging_face_cache_by_default(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """Issue 10 item 21: no destination -> the shared cache, where transformers looks."""
+    hub = serve()
+    folder = download_checkpoint(REPO, endpoint=hub.url)
+    cache = tmp_path / "hf-home" / "hub"
+    assert folder == cache / "models--google--pg2-tiny-224" / "snapshots" / COMMIT
+    assert_complete(folder)
+    found = try_to_load_from_cache(REPO, WEIGHTS, cache_dir=cache)
+    assert isinstance(found, str) and Path(found).read_bytes() == (SRC / WEIGHTS).read_bytes()
+    # A second download finds every file there and fetches nothing.
+    gets = len([r for r in hub.requests if r.method == "GET" and "/resolve/" in r.path])
+    events: list[ProgressEvent] = []
+    assert download_checkpoint(REPO, endpoint=hub.url, progress=events.append) == folder
+    assert len([r for r in hub.requests if r.method == "GET" and "/resolve/" in r.path]) == gets
+    assert all("already downloaded" in e.message for e in events)
 
 
 def test_private_repo_needs_a_token(serve: Serve, tmp_path: Path,
@@ -223,7 +291,7 @@ def test_gated_repo_without_login_and_without_licence(serve: Serve, tmp_path: Pa
     with pytest.raises(LicenceNotAcceptedError) as error:
         download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url, token=TOKEN)
     assert page in str(error.value) and "accept the licence" in str(error.value)
-    assert list((tmp_path / "ckpt").iterdir()) == []
+    assert visible(tmp_path / "ckpt") == []
 
 
 def test_missing_file_and_missing_repo(serve: Serve, tmp_path: Path) -> None:
@@ -245,8 +313,14 @@ def test_corrupted_file_is_deleted(serve: Serve, tmp_path: Path) -> None:
     with pytest.raises(CorruptDownloadError, match=r"corrupted.*try again"):
         download_checkpoint(REPO, dest, endpoint=hub.url)
     assert not (dest / WEIGHTS).exists()
-    assert not (dest / (WEIGHTS + PARTIAL_SUFFIX)).exists()
-    assert sorted(p.name for p in dest.iterdir()) == [n for n in EXPECTED if n != WEIGHTS]
+    assert visible(dest) == [n for n in EXPECTED if n != WEIGHTS]
+    # In the cache, the bad blob goes too: nothing can pick it up later.
+    with pytest.raises(CorruptDownloadError):
+        download_checkpoint(REPO, endpoint=hub.url)
+    cache = tmp_path / "hf-home" / "hub"
+    assert try_to_load_from_cache(REPO, WEIGHTS, cache_dir=cache) is None
+    assert not list((cache / "models--google--pg2-tiny-224" / "blobs").glob(
+        hashlib.sha256((SRC / WEIGHTS).read_bytes()).hexdigest() + "*"))
 
 
 def test_repo_without_safetensors_is_refused(tmp_path: Path) -> None:
@@ -280,7 +354,32 @@ def test_not_enough_disk_space_stops_before_downloading(
         download_checkpoint(plan, tmp_path / "ckpt", quant_types=["Q4_K_M"])
     message = str(error.value)
     assert "needs about 1.1 GB" in message and "only 629.1 MB is free" in message
-    assert not any("/resolve/" in r.path for r in hub.requests)
+    assert not hub.gets_of(WEIGHTS)  # only the config was fetched, to size the model
+
+
+def test_space_for_the_conversion_is_checked_where_the_model_goes(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hugging Face cache and the models folder may be on two disks."""
+    from app.models import download
+
+    hub = serve()
+    cache, models = tmp_path / "cache-disk", tmp_path / "models-disk"
+    cache.mkdir()
+    models.mkdir()
+    free = {cache: 10 << 30, models: 5 << 20}
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(
+        20 << 30, 0, next((f for p, f in free.items() if Path(path).is_relative_to(p)),
+                          20 << 30)))
+    monkeypatch.setattr(download, "same_disk", lambda _a, _b: False)
+    with pytest.raises(DiskSpaceError) as error:
+        download_checkpoint(REPO, endpoint=hub.url, cache_dir=cache, quant_types=["Q8_0"],
+                            convert_dir=models)
+    assert f"in {models}: converting the model needs about" in str(error.value)
+    assert not hub.gets_of(WEIGHTS)
+    free[models] = 10 << 30  # room on both disks: it goes ahead
+    download_checkpoint(REPO, endpoint=hub.url, cache_dir=cache, quant_types=["Q8_0"],
+                        convert_dir=models)
 
 
 def test_required_disk_bytes_counts_conversion_and_quants(serve: Serve) -> None:
@@ -298,8 +397,47 @@ def test_required_disk_bytes_counts_conversion_and_quants(serve: Serve) -> None:
 
 
 def test_full_disk_while_writing_is_a_disk_space_error(tmp_path: Path) -> None:
-    error = write_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "x.bin")
+    error = write_error(OSError(errno.ENOSPC, "No space left on device"), "x.bin", tmp_path)
     assert isinstance(error, DiskSpaceError) and "disk is full" in str(error)
+
+
+def test_a_disk_filling_up_is_told_with_the_real_file_name(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 item 20: the message names the repository's file, not a temporary one."""
+    hub = serve()
+    real_open = Path.open
+
+    class FullDisk:
+        def __init__(self, handle) -> None:
+            self.handle = handle
+            self.written = 0
+
+        def write(self, data: bytes) -> int:
+            self.written += len(data)
+            if self.written < 1_000_000:  # room for the small files, not for the weights
+                return self.handle.write(data)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name: str):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    def open_on_a_full_disk(self: Path, mode: str = "r", *args, **kwargs):
+        handle = real_open(self, mode, *args, **kwargs)
+        return FullDisk(handle) if "w" in mode and ".incomplete" in self.name else handle
+
+    monkeypatch.setattr(Path, "open", open_on_a_full_disk)
+    with pytest.raises(DiskSpaceError) as error:
+        download_checkpoint(REPO, endpoint=hub.url)
+    message = str(error.value)
+    assert f"The disk is full while downloading {WEIGHTS} into" in message
+    assert ".incomplete" not in message
 
 
 def test_progress_messages_show_speed_and_time_left() -> None:

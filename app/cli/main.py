@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    run.add_argument("--model", type=Path, required=True, help="model folder")
+    run.add_argument("--model", type=Path, required=True,
+                     help="model folder, or the name of an installed model")
     run.add_argument("--quant", help="text model type (case-insensitive); default: best present")
     run.add_argument("--task", required=True, choices=[k.value for k in TaskKind])
     run.add_argument("--prompt", help="question (ask), answer (question) or custom prompt")

@@ -44,6 +44,14 @@ def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     pull.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
     pull.add_argument("--token", help="Hugging Face access token "
                       "(default: HF_TOKEN, or the one saved by `hf auth login`)")
+    pull.add_argument("--name", dest="install_name", metavar="NAME",
+                      help="name to install it under (default: the repository's name)")
+    cache = pull.add_mutually_exclusive_group()
+    cache.add_argument("--hf-cache", dest="hf_cache", action="store_true", default=None,
+                       help="download into the Hugging Face cache, shared with transformers "
+                       "(the default unless Settings say otherwise)")
+    cache.add_argument("--no-hf-cache", dest="hf_cache", action="store_false",
+                       help="download into PaliDesk's models folder, deleted once prepared")
 
     imp = models_sub.add_parser(
         "import", parents=[common],
@@ -53,8 +61,13 @@ def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     imp.add_argument("--name", help="name to install it under (default: the folder's name)")
     imp.add_argument("--quant", default="Q4_K_M", help="quantization(s), comma-separated")
 
-    remove = models_sub.add_parser("remove", parents=[common], help="delete an installed model")
+    remove = models_sub.add_parser(
+        "remove", parents=[common],
+        help="delete an installed model, or the unfinished download of one")
     remove.add_argument("name")
+
+    models_sub.add_parser("clean", parents=[common],
+                          help="delete every unfinished download or preparation")
 
 
 def run_models_command(args: argparse.Namespace) -> int:
@@ -67,8 +80,16 @@ def run_models_command(args: argparse.Namespace) -> int:
         return _list(args)
     if args.models_command == "remove":
         return _remove(args)
+    if args.models_command == "clean":
+        return _clean(args)
     args.models_parser.print_help(sys.stderr)
     return 2
+
+
+def _settings():
+    from app.settings import SettingsStore, default_settings_path
+
+    return SettingsStore(default_settings_path()).load().settings
 
 
 def _installed(args: argparse.Namespace):
@@ -76,9 +97,7 @@ def _installed(args: argparse.Namespace):
 
     models_dir = args.models_dir
     if models_dir is None:
-        from app.settings import SettingsStore, default_settings_path
-
-        models_dir = Path(SettingsStore(default_settings_path()).load().settings.models_dir)
+        models_dir = Path(_settings().models_dir)
     return InstalledModels(models_dir)
 
 
@@ -86,16 +105,26 @@ def _list(args: argparse.Namespace) -> int:
     import json
 
     from app.models.disk_space import format_size
+    from app.models.hf_cache import cached_checkpoints, hub_cache_dir
 
     models = _installed(args)
     installed = models.list()
+    leftovers = models.leftovers()
+    cached = cached_checkpoints()
     if args.json:
         print(json.dumps({
             "models_dir": str(models.models_dir),
             "disk_use_bytes": models.disk_use(),
             "models": [{"name": m.name, "folder": str(m.folder), "types": m.text_types,
+                        "source": m.manifest.source.get("name"),
                         "image_size": m.manifest.image_size, "size_bytes": m.size_bytes}
                        for m in installed],
+            "unfinished": [{"name": u.name, "folder": str(u.folder),
+                            "size_bytes": u.size_bytes} for u in leftovers],
+            "hf_cache": {"folder": str(hub_cache_dir()),
+                         "checkpoints": [{"repo_id": c.repo_id, "commit": c.commit,
+                                          "folder": str(c.folder),
+                                          "size_bytes": c.size_bytes} for c in cached]},
         }))
         return 0
     print(f"models folder: {models.models_dir} ({format_size(models.disk_use())} used)")
@@ -104,6 +133,16 @@ def _list(args: argparse.Namespace) -> int:
     for m in installed:
         print(f"  {m.name:<34} {m.manifest.image_size:>4} px  {format_size(m.size_bytes):>9}  "
               f"{', '.join(m.text_types)}")
+    if leftovers:
+        print("unfinished (pull the same name again to continue, or "
+              "`palidesk models remove NAME` / `palidesk models clean` to delete):")
+    for u in leftovers:
+        print(f"  {u.name:<34} {format_size(u.size_bytes):>17}  {u.folder}")
+    if cached:
+        print(f"in the Hugging Face cache ({hub_cache_dir()}), ready to prepare without "
+              "downloading:")
+    for c in cached:
+        print(f"  {c.repo_id:<34} {format_size(c.size_bytes):>17}  commit {c.commit[:12]}")
     for problem in models.problems():
         print(f"  problem: {problem}")
     return 0
@@ -117,16 +156,34 @@ def _remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clean(args: argparse.Namespace) -> int:
+    from app.models.disk_space import format_size
+
+    models = _installed(args)
+    count = len(models.leftovers())
+    freed = models.clean_up()
+    print(f"deleted {count} unfinished download(s) ({format_size(freed)} freed)",
+          file=sys.stderr)
+    return 0
+
+
 def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
     from app.cli.progress_printer import ProgressPrinter
     from app.models.prepare import PrepareRequest, prepare_model
 
     quants = tuple(q.strip().upper() for q in args.quant.split(",") if q.strip())
     if repo_id is not None:
-        request = PrepareRequest(repo_id.split("/")[-1], quants, repo_id=repo_id,
-                                 token=args.token)
+        use_cache = args.hf_cache if args.hf_cache is not None else _settings(
+        ).download_to_hf_cache
+        request = PrepareRequest(args.install_name or repo_id.split("/")[-1], quants,
+                                 repo_id=repo_id, token=args.token, revision=args.revision,
+                                 use_hf_cache=use_cache)
     else:
-        name = args.name or Path(args.path).resolve().name
+        from app.models.hf_cache import repo_id_of_snapshot
+
+        cached_repo = repo_id_of_snapshot(Path(args.path))  # a Hugging Face cache snapshot
+        name = args.name or (cached_repo.split("/")[-1] if cached_repo
+                             else Path(args.path).resolve().name)
         request = PrepareRequest(name, quants, local_path=Path(args.path))
     with ProgressPrinter() as printer:
         folder = prepare_model(request, _installed(args), progress=printer)

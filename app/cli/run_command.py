@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions, TokenEvent
@@ -30,7 +31,7 @@ def request_from_args(args: argparse.Namespace) -> TaskRequest:
 def run_command(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     build_prompt(request)  # refuse bad arguments before loading anything
-    pair = ModelFolder(args.model).resolve(args.quant)
+    pair = ModelFolder(_model_folder(args.model)).resolve(args.quant)
     options = GenerationOptions(
         max_new_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
         top_p=args.top_p, seed=args.seed,
@@ -54,6 +55,18 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     return 1 if failures else 0
+
+
+def _model_folder(name_or_path: Path) -> Path:
+    """``--model``: a folder, or the name of an installed model (``palidesk models list``)."""
+    from app.models.installed import model_folder_for
+    from app.settings import SettingsStore, default_settings_path
+
+    path = Path(name_or_path)
+    if path.exists() or len(path.parts) != 1:
+        return path  # a path: the settings file need not even be read
+    models_dir = Path(SettingsStore(default_settings_path()).load().settings.models_dir)
+    return model_folder_for(path, models_dir)
 
 
 def _run_one(engine: Engine, image: str, request: TaskRequest, options: GenerationOptions,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +140,10 @@ def _read_config(folder: Path) -> dict:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
         raise ConversionError(f"config.json cannot be read ({exc}).") from exc
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(part, {}), dict) for part in ("text_config", "vision_config")
+    ):
+        raise ConversionError("config.json is not a Hugging Face model configuration.")
     if config.get("model_type") != "paligemma":
         raise ConversionError(
             f"This checkpoint is a {config.get('model_type', 'unknown')!r} model, not PaliGemma."
@@ -207,6 +212,48 @@ def _vision_dims(config: dict, shape: dict[str, tuple[int, ...]]) -> VisionDims:
     )
 
 
+# (config section, key, what it means to a person, the value the weights imply)
+_CONFIG_CHECKS: tuple[tuple[str, str, str, Callable[[TextDims, VisionDims], int]], ...] = (
+    ("text_config", "hidden_size", "text hidden size", lambda t, v: t.hidden),
+    ("text_config", "intermediate_size", "text intermediate size",
+     lambda t, v: t.intermediate),
+    ("text_config", "num_hidden_layers", "text layer count", lambda t, v: t.layers),
+    ("text_config", "num_key_value_heads", "key/value head count", lambda t, v: t.kv_heads),
+    ("text_config", "num_image_tokens", "image token count", lambda t, v: v.image_tokens),
+    ("vision_config", "hidden_size", "vision hidden size", lambda t, v: v.hidden),
+    ("vision_config", "intermediate_size", "vision intermediate size",
+     lambda t, v: v.intermediate),
+    ("vision_config", "num_hidden_layers", "vision layer count", lambda t, v: v.layers),
+    ("vision_config", "patch_size", "patch size", lambda t, v: v.patch),
+    ("vision_config", "image_size", "image size", lambda t, v: v.image_size),
+    ("vision_config", "num_image_tokens", "image token count", lambda t, v: v.image_tokens),
+)
+
+
+def check_config(config: dict, text: TextDims, vision: VisionDims) -> None:
+    """Refuse a config.json that contradicts the shapes of the weights beside it.
+
+    The converter takes sizes from the tensors, so a wrong config would not break the
+    conversion itself; but it means the folder was assembled from two different models
+    (or edited by hand), and whatever else the config says cannot be trusted either.
+    Only values the config states are compared: real configs omit many of them.
+    """
+    wrong = []
+    for section, key, what, actual in _CONFIG_CHECKS:
+        stated = config.get(section, {}).get(key)
+        if stated is None or isinstance(stated, bool):
+            continue
+        found = actual(text, vision)
+        if not isinstance(stated, int) or stated != found:
+            wrong.append(f"{what} {stated!r} in config.json, {found} in the weights")
+    if wrong:
+        raise ConversionError(
+            "The checkpoint's config.json contradicts its weights ("
+            + "; ".join(wrong) + "). The folder mixes files of different models: download "
+            "or copy the checkpoint again."
+        )
+
+
 def open_checkpoint(folder: Path) -> Checkpoint:
     """Open a PaliGemma 2 checkpoint folder, or raise ConversionError saying what is wrong."""
     folder = Path(folder)
@@ -249,6 +296,11 @@ def open_checkpoint(folder: Path) -> Checkpoint:
     except (KeyError, ValueError, IndexError) as exc:
         files.close()
         raise ConversionError(f"The checkpoint's tensors do not fit PaliGemma 2 ({exc}).") from exc
+    try:
+        check_config(config, text, vision)
+    except ConversionError:
+        files.close()
+        raise
     image_token_id = int(
         config.get("image_token_index", config.get("image_token_id", 257152))
     )

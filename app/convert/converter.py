@@ -15,6 +15,7 @@ from app.convert.tensor_plan import OUT_TYPES, check_tensors, text_plan, vision_
 from app.convert.vocab import Vocab, load_vocab
 from app.errors import ConversionError, ModelFolderError
 from app.models import gguf_keys as keys
+from app.models.hf_cache import repo_id_of_snapshot
 from app.models.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -51,7 +52,7 @@ def pair_id(ck: Checkpoint) -> str:
     return digest.hexdigest()[:16]
 
 
-def _common_metadata(w: GGUFWriter, ck: Checkpoint, pid: str, role: str) -> None:
+def _common_metadata(w: GGUFWriter, ck: Checkpoint, pid: str, role: str, name: str) -> None:
     w.add_string(keys.ROLE, role)
     w.add_string(keys.PAIR_ID, pid)
     w.add_uint32(keys.IMAGE_SIZE, ck.vision.image_size)
@@ -59,14 +60,14 @@ def _common_metadata(w: GGUFWriter, ck: Checkpoint, pid: str, role: str) -> None
     w.add_uint32(keys.IMAGE_TOKEN_ID, ck.image_token_id)
     w.add_uint32(keys.TEXT_HIDDEN, ck.text.hidden)
     w.add_string(keys.CONVERTER_VERSION, CONVERTER_VERSION)
-    w.add_string(keys.SOURCE, ck.path.name)
+    w.add_string(keys.SOURCE, name)
 
 
-def _text_metadata(ck: Checkpoint, vocab: Vocab, outtype: str, pid: str):
+def _text_metadata(ck: Checkpoint, vocab: Vocab, outtype: str, pid: str, name: str):
     t = ck.text
 
     def add(w: GGUFWriter) -> None:
-        w.add_name(f"PaliGemma 2 text ({ck.path.name})")
+        w.add_name(f"PaliGemma 2 text ({name})")
         w.add_file_type(_FILE_TYPES[outtype])
         w.add_context_length(t.context_length)
         w.add_embedding_length(t.hidden)
@@ -94,16 +95,16 @@ def _text_metadata(ck: Checkpoint, vocab: Vocab, outtype: str, pid: str):
         w.add_add_bos_token(False)
         w.add_add_eos_token(False)
         w.add_add_space_prefix(vocab.add_space_prefix)
-        _common_metadata(w, ck, pid, "text")
+        _common_metadata(w, ck, pid, "text", name)
 
     return add
 
 
-def _vision_metadata(ck: Checkpoint, outtype: str, pid: str):
+def _vision_metadata(ck: Checkpoint, outtype: str, pid: str, name: str):
     v = ck.vision
 
     def add(w: GGUFWriter) -> None:
-        w.add_name(f"PaliGemma 2 vision ({ck.path.name})")
+        w.add_name(f"PaliGemma 2 vision ({name})")
         w.add_file_type(_FILE_TYPES[outtype])
         w.add_bool("clip.has_vision_encoder", True)
         w.add_string("clip.projector_type", "janus_pro")
@@ -119,7 +120,7 @@ def _vision_metadata(ck: Checkpoint, outtype: str, pid: str):
         w.add_uint32("clip.vision.projection_dim", ck.text.hidden)
         w.add_array("clip.vision.image_mean", IMAGE_MEAN)
         w.add_array("clip.vision.image_std", IMAGE_STD)
-        _common_metadata(w, ck, pid, "vision")
+        _common_metadata(w, ck, pid, "vision", name)
 
     return add
 
@@ -147,12 +148,20 @@ def convert_checkpoint(
     *,
     progress: ProgressCallback = no_progress,
     cancel: CancelFlag | None = None,
+    source_name: str | None = None,
 ) -> Manifest:
-    """Convert ``hf_dir`` into ``out_dir``; returns the manifest that was written."""
+    """Convert ``hf_dir`` into ``out_dir``; returns the manifest that was written.
+
+    ``source_name`` is what the model is called (a repository id such as
+    google/paligemma2-3b-mix-224): recorded in the manifest and the GGUF files, shown by
+    the window, and read to tell a pretrained model from a mix. Default: the name of the
+    repository when ``hf_dir`` is a Hugging Face cache snapshot, else the folder's name.
+    """
     outtype = outtype.lower()
     if outtype not in OUT_TYPES:
         raise ConversionError(f"Unknown output type {outtype!r}: use f32, f16 or bf16.")
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
+    name = source_name or repo_id_of_snapshot(hf_dir) or hf_dir.resolve().name
     with open_checkpoint(hf_dir) as ck:
         check_tensors(ck)
         vocab = load_vocab(hf_dir).padded_to(ck.text.vocab_rows)
@@ -169,14 +178,14 @@ def convert_checkpoint(
         previous = _existing_manifest(out_dir, pid)
         text_path = out_dir / text_file_name(outtype)
         vision_path = out_dir / vision_file_name(outtype)
-        write_gguf(text_path, "gemma2", _text_metadata(ck, vocab, outtype, pid),
+        write_gguf(text_path, "gemma2", _text_metadata(ck, vocab, outtype, pid, name),
                    text_plan(ck, outtype), progress=progress, cancel=cancel,
                    stage="convert text")
-        write_gguf(vision_path, "clip", _vision_metadata(ck, outtype, pid),
+        write_gguf(vision_path, "clip", _vision_metadata(ck, outtype, pid, name),
                    vision_plan(ck, outtype), progress=progress, cancel=cancel,
                    stage="convert vision")
         manifest = Manifest(
-            source={"path": str(hf_dir.resolve()), "name": hf_dir.name,
+            source={"path": str(hf_dir.resolve()), "name": name,
                     "tokenizer": vocab.source},
             image_size=ck.vision.image_size,
             image_tokens=ck.vision.image_tokens,

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as T
@@ -263,21 +265,36 @@ class CatalogEntry:
 
     def download_bytes(self) -> int:
         """The bf16 safetensors (2 bytes a parameter) plus tokenizer and config files."""
-        return self.parameter_count() * BF16_BYTES + TOKENIZER_AND_CONFIG_BYTES
+        return download_bytes(self.dims)
 
     def text_file_bytes(self, quant: str) -> int:
         """Expected size of ``text-<quant>.gguf``."""
-        tensors = self.dims.text_tensors(quant)
-        return TEXT_HEADER_BYTES + sum(_padded(t.nbytes) for t in tensors.values())
+        return text_file_bytes(self.dims, quant)
 
     def vision_file_bytes(self) -> int:
         """Expected size of ``mmproj-f16.gguf`` (the vision file is never quantized)."""
-        tensors = self.dims.vision_tensors()
-        return VISION_HEADER_BYTES + sum(_padded(t.nbytes) for t in tensors.values())
+        return vision_file_bytes(self.dims)
 
     def quant_file_bytes(self, quant: str) -> int:
         """Disk space for one quantization: its text file plus the F16 vision file."""
-        return self.text_file_bytes(quant) + self.vision_file_bytes()
+        return text_file_bytes(self.dims, quant) + vision_file_bytes(self.dims)
+
+
+def download_bytes(dims: VariantDims) -> int:
+    """The bf16 safetensors (2 bytes a parameter) plus tokenizer and config files."""
+    return dims.parameter_count() * BF16_BYTES + TOKENIZER_AND_CONFIG_BYTES
+
+
+def text_file_bytes(dims: VariantDims, quant: str) -> int:
+    """Expected size of ``text-<quant>.gguf`` for a checkpoint of these shapes."""
+    tensors = dims.text_tensors(quant)
+    return TEXT_HEADER_BYTES + sum(_padded(t.nbytes) for t in tensors.values())
+
+
+def vision_file_bytes(dims: VariantDims) -> int:
+    """Expected size of ``mmproj-f16.gguf`` for a checkpoint of these shapes."""
+    tensors = dims.vision_tensors()
+    return VISION_HEADER_BYTES + sum(_padded(t.nbytes) for t in tensors.values())
 
 
 def _entry(params: str, kind: str, size: int, description: str, suffix: str = "") -> CatalogEntry:
@@ -311,3 +328,107 @@ def find(name: str) -> CatalogEntry:
     hint = (f"Did you mean {' or '.join(close)}?" if close
             else f"Known names: {', '.join(names)}.")
     raise CatalogError(f"{name!r} is not a PaliGemma 2 checkpoint PaliDesk knows. {hint}")
+
+
+def entry_for_repo(repo_id: str) -> CatalogEntry | None:
+    """The catalog entry a repository id names (``google/<name>`` only), else None.
+
+    Another owner's repository of the same name may hold anything: it is not the entry.
+    """
+    owner, _, name = repo_id.strip().partition("/")
+    if owner.lower() != OWNER or not name:
+        return None
+    return next((entry for entry in CATALOG if entry.name == name.lower()), None)
+
+
+# What each VariantDims field is called when a mismatch is shown to a person.
+_DIM_WORDS = {
+    "hidden": "text hidden size", "intermediate": "text intermediate size",
+    "layers": "text layers", "heads": "attention heads", "kv_heads": "key/value heads",
+    "head_dim": "head size", "image_size": "image size", "vision_hidden": "vision hidden size",
+    "vision_intermediate": "vision intermediate size", "vision_layers": "vision layers",
+    "patch": "patch size",
+}
+
+
+def dims_differences(expected: VariantDims, found: VariantDims) -> list[str]:
+    """``"text layers 26 expected, 4 found"`` for each shape that differs."""
+    return [f"{words} {getattr(expected, field)} expected, {getattr(found, field)} found"
+            for field, words in _DIM_WORDS.items()
+            if getattr(expected, field) != getattr(found, field)]
+
+
+def check_catalog_shapes(repo_id: str, found: VariantDims, what: str) -> None:
+    """Refuse ``found`` (the shapes of ``what``) when ``repo_id`` is a catalog name whose
+    published checkpoint has other shapes: a model must never be installed under a name
+    that promises a different model."""
+    entry = entry_for_repo(repo_id)
+    if entry is None:
+        return
+    differences = dims_differences(entry.dims, found)
+    if differences:
+        raise CatalogError(
+            f"{repo_id} should be PaliGemma 2 {entry.params.upper()} at "
+            f"{entry.image_size} px, but {what} describes another model ("
+            + "; ".join(differences[:4]) + "). PaliDesk did not install it. If you "
+            "use a mirror (HF_ENDPOINT), check that it serves the real repository."
+        )
+
+
+def _config_int(section: dict, key: str, default: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CatalogError(f"config.json gives {key} as {value!r}, not a positive whole number.")
+    return value
+
+
+def dims_from_config(config: object, repo_id: str) -> VariantDims:
+    """The shapes a PaliGemma 2 ``config.json`` describes, or CatalogError in words.
+
+    Values real configs leave out take transformers' defaults, which for Gemma 2 are the
+    3B's and for the vision tower are replaced by So400m's (every PaliGemma 2 uses it).
+    """
+    if not isinstance(config, dict) or config.get("model_type") != "paligemma":
+        kind = config.get("model_type") if isinstance(config, dict) else None
+        raise CatalogError(
+            f"{repo_id} is not a PaliGemma checkpoint (its config.json says "
+            f"{kind or 'nothing about the model type'}). PaliDesk runs PaliGemma 2 models."
+        )
+    text, vision = config.get("text_config"), config.get("vision_config")
+    if not isinstance(text, dict) or not isinstance(vision, dict):
+        raise CatalogError(f"{repo_id}'s config.json has no usable text or vision section.")
+    if text.get("model_type") != "gemma2":
+        raise CatalogError(
+            f"{repo_id} is a PaliGemma checkpoint with a {text.get('model_type')!r} decoder; "
+            "PaliDesk runs PaliGemma 2 (Gemma 2 decoder) only."
+        )
+    base = SIZES["3b"]
+    heads = _config_int(text, "num_attention_heads", base.heads)
+    hidden = _config_int(text, "hidden_size", base.hidden)
+    patch = _config_int(vision, "patch_size", base.patch)
+    tokens = vision.get("num_image_tokens", text.get("num_image_tokens"))
+    side = math.isqrt(tokens) if isinstance(tokens, int) and tokens > 0 else 224 // patch
+    return VariantDims(
+        hidden=hidden,
+        intermediate=_config_int(text, "intermediate_size", base.intermediate),
+        layers=_config_int(text, "num_hidden_layers", base.layers),
+        heads=heads,
+        kv_heads=_config_int(text, "num_key_value_heads", base.kv_heads),
+        head_dim=_config_int(text, "head_dim", base.head_dim),
+        image_size=_config_int(vision, "image_size", side * patch),
+        vocab_rows=_config_int(text, "vocab_size", VOCAB_ROWS),
+        vision_hidden=_config_int(vision, "hidden_size", base.vision_hidden),
+        vision_intermediate=_config_int(vision, "intermediate_size", base.vision_intermediate),
+        vision_layers=_config_int(vision, "num_hidden_layers", base.vision_layers),
+        vision_heads=_config_int(vision, "num_attention_heads", base.vision_heads),
+        patch=patch,
+    )
+
+
+def read_config_dims(path: Path, repo_id: str) -> VariantDims:
+    """The shapes ``path`` (a config.json) describes; CatalogError unless PaliGemma 2."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"The config.json of {repo_id} cannot be read ({exc}).") from exc
+    return dims_from_config(config, repo_id)

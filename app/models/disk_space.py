@@ -6,15 +6,16 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.errors import CatalogError, DiskSpaceError
+from app.errors import DiskSpaceError
 from app.models import catalog
-from app.models.catalog import CatalogEntry
+from app.models.catalog import VariantDims
 from app.models.hub_files import DownloadPlan
 
-# Fallback for repositories the catalog does not know (fine-tunes by others): the size of
-# each quantized text file as a share of the F16 GGUF, from llama.cpp's bits per weight
-# (Q4_K_M ~ 4.9 of 16). Applied to the whole F16 size although the vision file stays F16,
-# so it errs on the side of asking for more space. Catalog models use exact sizes.
+# Last resort when no shapes are known (a local folder without a usable config.json): the
+# size of each quantized text file as a share of the F16 GGUF, from llama.cpp's bits per
+# weight (Q4_K_M ~ 4.9 of 16). Applied to the whole F16 size although the vision file stays
+# F16, so it errs on the side of asking for more space. Catalog models and any repository
+# whose config.json was read use sizes computed from the shapes.
 QUANT_SIZE_RATIO: dict[str, float] = {
     "Q2_K": 0.21,
     "Q3_K_M": 0.25,
@@ -31,36 +32,48 @@ DISK_MARGIN_BYTES = 1 << 30
 
 
 def required_disk_bytes(
-    plan: DownloadPlan, quant_types: Iterable[str] = (), *, convert: bool = True
+    plan: DownloadPlan,
+    quant_types: Iterable[str] = (),
+    *,
+    convert: bool = True,
+    dims: VariantDims | None = None,
 ) -> int:
     """Bytes needed to download ``plan``, convert it to F16 GGUF and make each quant type.
 
-    ``convert=False`` counts the download alone. A margin is always added.
+    ``convert=False`` counts the download alone. ``dims``: the shapes the checkpoint's
+    config.json describes, for a repository the catalog does not know. A margin is
+    always added.
     """
     needed = plan.total_bytes + DISK_MARGIN_BYTES
     if convert:
-        needed += conversion_bytes(plan, [q.upper() for q in quant_types])
+        needed += conversion_bytes(plan, [q.upper() for q in quant_types], dims)
     return needed
 
 
-def conversion_bytes(plan: DownloadPlan, quant_types: list[str]) -> int:
+def conversion_bytes(
+    plan: DownloadPlan, quant_types: list[str], dims: VariantDims | None = None
+) -> int:
     """The F16 GGUF files plus one text file per quant type (the vision file is shared)."""
-    entry = _catalog_entry(plan.repo_id)
-    extra = [q for q in quant_types if q != "F16"]
-    if entry is not None:  # sizes computed from the architecture, near byte-exact
-        return entry.quant_file_bytes("F16") + sum(entry.text_file_bytes(q) for q in extra)
+    entry = catalog.entry_for_repo(plan.repo_id)
+    if entry is not None:
+        dims = entry.dims
+    return gguf_bytes(dims, quant_types) if dims is not None else _ratio_estimate(
+        plan.weights_bytes, quant_types)
+
+
+def gguf_bytes(dims: VariantDims, quant_types: Iterable[str]) -> int:
+    """The F16 pair plus one text file per other quant type, computed from the shapes like
+    llama.cpp's quantizer chooses tensor types (near byte-exact)."""
+    extra = [q.upper() for q in quant_types if q.upper() != "F16"]
+    return (catalog.text_file_bytes(dims, "F16") + catalog.vision_file_bytes(dims)
+            + sum(catalog.text_file_bytes(dims, q) for q in extra))
+
+
+def _ratio_estimate(weights_bytes: int, quant_types: list[str]) -> int:
     # The F16 GGUF is about as large as the safetensors (PaliGemma 2 ships bf16 weights).
-    f16_bytes = plan.weights_bytes
-    return f16_bytes + sum(int(f16_bytes * QUANT_SIZE_RATIO.get(q, 1.0)) for q in extra)
-
-
-def _catalog_entry(repo_id: str) -> CatalogEntry | None:
-    if not repo_id.lower().startswith(f"{catalog.OWNER}/"):
-        return None  # another owner's repository of the same name may differ
-    try:
-        return catalog.find(repo_id)
-    except CatalogError:
-        return None
+    extra = [q for q in quant_types if q != "F16"]
+    return weights_bytes + sum(int(weights_bytes * QUANT_SIZE_RATIO.get(q, 1.0))
+                               for q in extra)
 
 
 def format_size(nbytes: float) -> str:
@@ -77,6 +90,14 @@ def existing_parent(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def same_disk(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` (or their nearest existing parents) are on one file system."""
+    try:
+        return existing_parent(a).stat().st_dev == existing_parent(b).stat().st_dev
+    except OSError:
+        return True  # cannot tell: count everything on one disk, the safe side
 
 
 def check_disk_space(path: Path, needed: int, what: str = "the model") -> None:

@@ -18,6 +18,7 @@ from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
+    LocalEntryNotFoundError,
     OfflineModeIsEnabled,
 )
 
@@ -84,6 +85,10 @@ def describe(
 ) -> PaliDeskError | None:
     """The user's version of ``exc``, or None when it is not a hub or network failure."""
     host = urlparse(endpoint).hostname or endpoint
+    if isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:
+        # hf_hub_download's "not reachable and not in the cache": the cause says why.
+        return describe(exc.__cause__, repo_id, token=token, endpoint=endpoint,
+                        revision=revision, path=path, gated=gated)
     if isinstance(exc, OfflineModeIsEnabled):
         return NetworkError(
             "Downloads from Hugging Face are switched off on this computer (HF_HUB_OFFLINE "
@@ -114,7 +119,7 @@ def network_error(exc: BaseException, host: str) -> NetworkError:
         what = "the connection broke off"
     return NetworkError(
         f"PaliDesk could not reach {host} ({what}). Check your internet connection and try "
-        "again; a download continues where it stopped."
+        "again; files already downloaded are kept."
     )
 
 
@@ -179,7 +184,7 @@ def http_error(
     if status >= 500:
         return NetworkError(
             f"{host} is having trouble right now (HTTP {status}). Try again in a few "
-            "minutes; a download continues where it stopped."
+            "minutes; files already downloaded are kept."
         )
     return DownloadError(f"Hugging Face refused to send {repo_id} (HTTP {status}). "
                          "Try again later.")

@@ -27,8 +27,25 @@ class InstalledModel:
                 if f.role == "text" and (self.folder / f.name).exists()]
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """Unfinished work for ``name``: a ``<name>.partial`` folder left by a failed or
+    cancelled preparation (preparing ``name`` again continues from it)."""
+
+    name: str
+    folder: Path
+    size_bytes: int
+
+
 def folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:  # deleted meanwhile, or unreadable: it is not ours to count
+            continue
+    return total
 
 
 class InstalledModels:
@@ -60,6 +77,18 @@ class InstalledModels:
             models.append(InstalledModel(folder.name, folder, manifest, folder_size(folder)))
         return models
 
+    def leftovers(self) -> list[Leftover]:
+        """Unfinished preparations, by name, with the disk space each one holds."""
+        if not self.models_dir.is_dir():
+            return []
+        return [Leftover(folder.name.removesuffix(WORK_SUFFIX), folder, folder_size(folder))
+                for folder in sorted(self.models_dir.iterdir())
+                if folder.is_dir() and folder.name.endswith(WORK_SUFFIX)]
+
+    def clean_up(self) -> int:
+        """Delete every unfinished preparation; returns the bytes freed."""
+        return sum(self._delete(leftover.folder) for leftover in self.leftovers())
+
     def problems(self) -> list[str]:
         """Sentences about folders that look like models but cannot be used."""
         notes = []
@@ -77,21 +106,47 @@ class InstalledModels:
         return next((m for m in self.list() if m.name == name), None)
 
     def remove(self, name: str) -> int:
-        """Delete an installed model (and any unfinished work for it); returns bytes freed."""
-        freed = 0
-        for folder in (self.folder_for(name), self.work_folder_for(name)):
-            if folder.exists():
-                freed += folder_size(folder)
-                try:
-                    shutil.rmtree(folder)
-                except OSError as exc:
-                    raise PaliDeskError(
-                        f"PaliDesk could not delete {folder} ({exc.strerror or exc})."
-                    ) from exc
-        if not freed:
-            raise ModelFolderError(f"No installed model is called {name!r}.")
+        """Delete an installed model and any unfinished work for it (``name`` may also
+        name a leftover, with or without its ``.partial`` suffix); returns bytes freed."""
+        name = name.removesuffix(WORK_SUFFIX)
+        folders = [f for f in (self.folder_for(name), self.work_folder_for(name))
+                   if f.is_dir()]
+        plain = name.strip() not in ("", ".", "..") and not set(name) & {"/", "\\"}
+        if not plain or not folders:
+            raise ModelFolderError(
+                f"No installed model or unfinished download is called {name!r}. "
+                "`palidesk models list` shows both."
+            )
+        return sum(self._delete(folder) for folder in folders)
+
+    def _delete(self, folder: Path) -> int:
+        freed = folder_size(folder)
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise PaliDeskError(
+                f"PaliDesk could not delete {folder} ({exc.strerror or exc})."
+            ) from exc
         return freed
 
     def disk_use(self) -> int:
         """Bytes used by everything under the models directory, unfinished work included."""
         return folder_size(self.models_dir) if self.models_dir.is_dir() else 0
+
+
+def model_folder_for(name_or_path: str | Path, models_dir: Path) -> Path:
+    """The model folder ``name_or_path`` means: a folder path as given, or else the name of
+    a model installed under ``models_dir`` (as ``palidesk models list`` shows it)."""
+    path = Path(name_or_path)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    installed = InstalledModels(models_dir).folder_for(path.name)
+    if (installed / MANIFEST_NAME).exists():
+        return installed
+    names = [m.name for m in InstalledModels(models_dir).list()]
+    known = f" Installed models: {', '.join(names)}." if names else (
+        " No model is installed yet: `palidesk models pull paligemma2-3b-mix-224`.")
+    raise ModelFolderError(
+        f"{str(name_or_path)!r} is neither a model folder nor the name of an installed "
+        f"model.{known}"
+    )

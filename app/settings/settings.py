@@ -31,6 +31,9 @@ class Settings:
     schema_version: int = SCHEMA_VERSION
     model_folder: str | None = None  # the installed model folder in use
     models_dir: str = field(default_factory=lambda: str(default_models_dir()))
+    # New checkpoints go to the Hugging Face cache, shared with transformers (a field
+    # added with a default needs no schema bump: older files simply lack it).
+    download_to_hf_cache: bool = True
     quantization: str = "auto"
     gpu_layers: int | None = None
     threads: int | None = None

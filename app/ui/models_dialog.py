@@ -24,7 +24,8 @@ from app.hardware import HardwareReport, detect, format_gb
 from app.models.catalog import CATALOG, CatalogEntry
 from app.models.disk_space import format_size
 from app.models.fit import choose, fit_badge
-from app.models.installed import InstalledModels
+from app.models.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
+from app.models.installed import InstalledModels, Leftover
 from app.models.prepare import PrepareRequest
 from app.progress import ProgressEvent
 from app.ui.prepare_worker import PrepareThread
@@ -40,11 +41,12 @@ class ModelsDialog(QDialog):
     model_chosen = Signal(object)
 
     def __init__(self, models: InstalledModels, hardware: HardwareReport | None = None,
-                 parent=None) -> None:
+                 parent=None, *, use_hf_cache: bool = True) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.resize(980, 640)
         self.models = models
+        self.use_hf_cache = use_hf_cache  # Settings › Downloads
         self.hardware = hardware or detect()
         self.preparer = PrepareThread(models, self)
         self.preparer.worker.progress.connect(self._on_progress)
@@ -70,6 +72,8 @@ class ModelsDialog(QDialog):
         self.installed.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.use_button = QPushButton("Use This Model")
         self.remove_button = QPushButton("Remove…")
+        # Unfinished downloads and preparations (NAME.partial folders) take real space.
+        self.clean_button = QPushButton("Clean Up")
         self.disk_label = QLabel()
         self.progress = QProgressBar()
         self.progress.hide()
@@ -91,6 +95,7 @@ class ModelsDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.use_button)
         row.addWidget(self.remove_button)
+        row.addWidget(self.clean_button)
         row.addStretch(1)
         row.addWidget(self.disk_label)
         layout.addLayout(row)
@@ -105,6 +110,7 @@ class ModelsDialog(QDialog):
         self.import_button.clicked.connect(self.import_folder)
         self.use_button.clicked.connect(self.use_selected)
         self.remove_button.clicked.connect(self.remove_selected)
+        self.clean_button.clicked.connect(self.clean_up)
         self.cancel_button.clicked.connect(self.preparer.cancel)
         self._fill_catalog()
         self.refresh_installed()
@@ -139,6 +145,8 @@ class ModelsDialog(QDialog):
         licence = (f" Downloading needs a Hugging Face account that accepted the licence at "
                    f"{entry.licence_url}." if entry.gated else "")
         description = entry.description.rstrip(". ") + "."
+        if find_cached_checkpoint(entry.repo_id) is not None:
+            licence = " It is already in your Hugging Face cache: nothing to download."
         self.choice_label.setText(f"{description} {choice.sentence}{licence}")
 
     # --- installed ---------------------------------------------------------------------
@@ -152,8 +160,15 @@ class ModelsDialog(QDialog):
                                            format_size(model.size_bytes)]):
                 self.installed.setItem(row, column, QTableWidgetItem(text))
         self.installed.resizeColumnsToContents()
+        leftovers = self.models.leftovers()
+        waste = sum(leftover.size_bytes for leftover in leftovers)
+        unfinished = (f" · {len(leftovers)} unfinished ({format_size(waste)})"
+                      if leftovers else "")
         self.disk_label.setText(f"{format_size(self.models.disk_use())} used in "
-                                f"{self.models.models_dir}")
+                                f"{self.models.models_dir}{unfinished}")
+        self.clean_button.setEnabled(bool(leftovers) and not self.busy)
+        self.clean_button.setToolTip("\n".join(
+            f"{leftover.name}: {format_size(leftover.size_bytes)}" for leftover in leftovers))
 
     def selected_installed(self) -> str | None:
         rows = {i.row() for i in self.installed.selectedItems()}
@@ -177,6 +192,28 @@ class ModelsDialog(QDialog):
             self.status.setText(str(exc))
         self.refresh_installed()
 
+    def clean_up(self) -> None:
+        """Delete every unfinished download or preparation, after asking."""
+        leftovers = self.models.leftovers()
+        if not leftovers or self.busy or not self.confirm_clean_up(leftovers):
+            return
+        try:
+            freed = self.models.clean_up()
+        except Exception as exc:
+            self.status.setText(str(exc))
+        else:
+            self.status.setText(f"Deleted {len(leftovers)} unfinished download(s); "
+                                f"{format_size(freed)} freed.")
+        self.refresh_installed()
+
+    def confirm_clean_up(self, leftovers: list[Leftover]) -> bool:
+        names = ", ".join(f"{leftover.name} ({format_size(leftover.size_bytes)})"
+                          for leftover in leftovers)
+        answer = QMessageBox.question(
+            self, "Clean up", f"Delete the unfinished work for {names}? Preparing these "
+            "models again will start over.")
+        return answer == QMessageBox.StandardButton.Yes
+
     def confirm_remove(self, name: str) -> bool:
         answer = QMessageBox.question(self, "Remove model",
                                       f"Delete {name} and its files from this computer?")
@@ -190,13 +227,16 @@ class ModelsDialog(QDialog):
             return
         choice = choose(entry, self.hardware)
         quant = choice.quant if choice.device != "none" else "Q4_K_M"
-        self.start(PrepareRequest(entry.name, (quant,), repo_id=entry.repo_id))
+        self.start(PrepareRequest(entry.name, (quant,), repo_id=entry.repo_id,
+                                  use_hf_cache=self.use_hf_cache))
 
     def import_folder(self) -> None:
         folder = self.ask_directory()
         if folder is None or self.busy:
             return
-        self.start(PrepareRequest(folder.name, ("Q4_K_M",), local_path=folder))
+        cached_repo = repo_id_of_snapshot(folder)  # a Hugging Face cache snapshot
+        name = cached_repo.split("/")[-1] if cached_repo else folder.name
+        self.start(PrepareRequest(name, ("Q4_K_M",), local_path=folder))
 
     def ask_directory(self) -> Path | None:
         chosen = QFileDialog.getExistingDirectory(
@@ -236,6 +276,7 @@ class ModelsDialog(QDialog):
     def _set_buttons(self) -> None:
         for button in (self.prepare_button, self.import_button, self.remove_button):
             button.setEnabled(not self.busy)
+        self.clean_button.setEnabled(not self.busy and bool(self.models.leftovers()))
         self.cancel_button.setEnabled(self.busy)
 
     def done(self, result: int) -> None:

@@ -27,8 +27,10 @@ class PrepareWorker(QObject):
             folder = prepare_model(request, self.models, progress=self._report,
                                    cancel=self.cancel_flag)
         except Cancelled as exc:
-            self.failed.emit(f"{exc} The work done so far is kept; prepare it again to "
-                             "continue.")
+            # A cancelled download already says what it kept; other steps do not.
+            kept = "" if "kept" in str(exc) else (
+                " The work done so far is kept; prepare it again to continue.")
+            self.failed.emit(f"{exc}{kept}")
         except PaliDeskError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # keep the thread alive and tell the user

@@ -123,6 +123,7 @@ class SettingsDialog(QDialog):
         result.top_k = self.top_k_spin.value()
         result.top_p = self.top_p_spin.value()
         result.seed = self.seed_spin.value()
+        result.download_to_hf_cache = self.hf_cache_check.isChecked()
         return result
 
     def set_fit_note(self, text: str | None) -> None:
@@ -163,6 +164,13 @@ class SettingsDialog(QDialog):
         form.addRow("Quantization:", self.quant_combo)
         form.addRow("", self.fit_label)
         self.folder_edit.textChanged.connect(self._refresh_folder)
+        # Shared with transformers and `hf download`, so one copy serves every tool.
+        self.hf_cache_check = QCheckBox("Download new models into the Hugging Face cache")
+        self.hf_cache_check.setToolTip(
+            "Checkpoints are kept in the Hugging Face cache (HF_HOME), where transformers "
+            "and other tools find them too. Off: each download is kept in PaliDesk's "
+            "models folder only until the model is prepared.")
+        form.addRow("Downloads:", self.hf_cache_check)
         return box
 
     def _load_section(self) -> QGroupBox:
@@ -233,6 +241,7 @@ class SettingsDialog(QDialog):
         self.threads_spin.setValue(settings.threads or os.cpu_count() or 1)
         self.threads_spin.setEnabled(settings.threads is not None)
         self.max_tokens_spin.setValue(settings.max_new_tokens)
+        self.hf_cache_check.setChecked(settings.download_to_hf_cache)
         sampling = settings.temperature > 0
         self.temperature_spin.setValue(settings.temperature if sampling else DEFAULT_TEMPERATURE)
         self.top_k_spin.setValue(settings.top_k)
