@@ -12,6 +12,7 @@ from app import __version__
 from app.cli.fit_command import add_fit_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
+from app.cli.score_command import add_score_parser
 from app.errors import PaliDeskError
 from app.tasks import LANGUAGES, CaptionStyle, TaskKind
 
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_models_parser(sub)
     add_fit_parser(sub)
+    add_score_parser(sub)
 
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -109,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.fit_command import run_fit
 
             return run_fit(args)
+        if args.command == "score":
+            from app.cli.score_command import run_score
+
+            return run_score(args)
         if args.command == "models":
             from app.cli.models_command import run_models_command
 
