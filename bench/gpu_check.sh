@@ -10,7 +10,7 @@
 # and the llama-cpp-python 0.3.36 sdist (prepare it elsewhere with
 #   pip download --python-version 3.12 --only-binary :all: -d WH numpy gguf sentencepiece \
 #       safetensors pillow platformdirs nvidia-ml-py huggingface_hub pyyaml tqdm \
-#       scikit-build-core cmake ninja
+#       scikit-build-core cmake ninja typing-extensions diskcache jinja2 markupsafe
 #   pip download --no-binary :all: --no-deps -d WH llama-cpp-python==0.3.36 ).
 # Untested on a GPU so far: no GPU was available where PaliDesk was developed.
 set -euo pipefail
