@@ -57,8 +57,8 @@ def test_dialog_guides_the_choice(qtbot, tmp_path: Path) -> None:
         assert badge in legend
     row = next(i for i, e in enumerate(CATALOG) if e.name == "paligemma2-3b-mix-224")
     dialog.catalog.selectRow(row)
-    assert "Expected speed here: ~" in dialog.choice_label.text()
-    assert "estimated (Q4_K_M)" in dialog.choice_label.text()
+    assert "Q4_K_M reads" in dialog.choice_label.text()
+    assert "tokens/s estimated" in dialog.choice_label.text()
     # An ordinary Close button; Cancel only appears while something is prepared.
     assert dialog.cancel_button.isHidden()
     close = dialog.close_buttons.button(QDialogButtonBox.StandardButton.Close)

@@ -179,7 +179,7 @@ class ModelsDialog(QDialog):
         if choice.quant in measured and describe_speed(measured[choice.quant]):
             return f" Measured: {choice.quant} {describe_speed(measured[choice.quant])}."
         figure = choice.speeds.get(choice.quant) if choice.device == "cpu" else None
-        if figure is not None:
+        if figure is not None and "tokens/s" not in choice.sentence:  # not said twice
             return f" Expected speed here: {figure.label()} ({choice.quant})."
         if choice.device in ("gpu", "partial"):
             return " Speed on the GPU is not estimated; Tools › Test Speed measures it."
