@@ -217,3 +217,25 @@ def test_missing_quantization_is_a_plain_error(model_folder: Path) -> None:
         plan_quants(ModelFolder(model_folder), ["Q2_K"])
     quants, reference = plan_quants(ModelFolder(model_folder), ["q8_0"])
     assert reference == "F32" and quants == ["F32", "Q8_0"]  # the best installed is added
+
+
+def test_charts_without_matplotlib_are_svg(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The packaged app leaves matplotlib out: the report still has its charts.
+    import builtins
+
+    from app.evaluation import report_html
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    chart = report_html._bar_chart("mAP", {"F16": 0.5, "Q8_0": 0.25, "Q4_K_M": None})
+    assert chart.startswith("<svg") and chart.endswith("</svg>")
+    assert ">F16<" in chart and ">Q8_0<" in chart and "Q4_K_M" not in chart
+    page = _Page()
+    page.feed(chart)
+    assert page.tags.count("rect") == 2

@@ -168,15 +168,18 @@ def _picture(path: str, objects: list[dict[str, Any]], width: int = 320) -> str:
 
 
 def _bar_chart(title: str, values: dict[str, float | None]) -> str:
-    """A small matplotlib bar chart as an inline PNG; missing values are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: render to memory only
-    from matplotlib import pyplot
-
+    """A small bar chart: a matplotlib PNG inline, or an inline SVG where matplotlib is not
+    installed (the packaged app leaves it out to stay small)."""
     shown = {k: v for k, v in values.items() if v is not None}
     if not shown:
         return ""
+    try:
+        import matplotlib
+    except ImportError:
+        return _svg_chart(title, shown)
+    matplotlib.use("Agg")  # no display: render to memory only
+    from matplotlib import pyplot
+
     figure, axes = pyplot.subplots(figsize=(3.6, 2.4), dpi=100)
     try:
         bars = axes.bar(list(shown), list(shown.values()), color="#4363d8")
@@ -191,6 +194,27 @@ def _bar_chart(title: str, values: dict[str, float | None]) -> str:
         pyplot.close(figure)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f"<img alt=\"{_e(title)}\" src=\"data:image/png;base64,{data}\">"
+
+
+def _svg_chart(title: str, shown: dict[str, float], width: int = 360,
+               height: int = 240) -> str:
+    top = max(max(shown.values()), 1e-9)
+    slot = (width - 40) / len(shown)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="{_e(title)}">',
+             f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">{_e(title)}'
+             "</text>"]
+    for i, (name, value) in enumerate(shown.items()):
+        bar = (height - 70) * max(value, 0) / top
+        x = 20 + i * slot + slot * 0.15
+        y = height - 30 - bar
+        parts += [f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{bar:.1f}" '
+                  'fill="#4363d8"/>',
+                  f'<text x="{x + slot * 0.35:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
+                  f'font-size="11">{value:.3g}</text>',
+                  f'<text x="{x + slot * 0.35:.1f}" y="{height - 12}" text-anchor="middle" '
+                  f'font-size="11">{_e(name)}</text>']
+    return "".join(parts) + "</svg>"
 
 
 def _fmt(value: float | None) -> str:
