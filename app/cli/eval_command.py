@@ -11,7 +11,7 @@ from typing import Any
 
 def add_eval_parser(sub: Any) -> None:
     """Register ``palidesk eval`` on the main parser's subcommands."""
-    from app.evaluation.score import SCORED_TASKS
+    from app.evaluation.scored_tasks import SCORED_TASKS
 
     ev = sub.add_parser("eval", help="compare quantizations for quality and speed on your images")
     ev.add_argument("--model", type=Path, required=True, help="model folder")

@@ -10,7 +10,7 @@ from typing import Any
 
 def add_score_parser(sub: Any) -> None:
     """Register ``palidesk score`` on the main parser's subcommands."""
-    from app.evaluation.score import SCORED_TASKS  # light: no engine, no pycocotools
+    from app.evaluation.scored_tasks import SCORED_TASKS  # light: no pycocotools
 
     score = sub.add_parser(
         "score", help="score predictions (palidesk run --json output) against labelled images")

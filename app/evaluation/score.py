@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.evaluation.predictions import Prediction, load_predictions, match_by_name
+from app.evaluation.scored_tasks import SCORED_TASKS
 from app.evaluation.spatial_metrics import score_spatial
 from app.evaluation.text_metrics import ask_metrics, caption_metrics, ocr_metrics
 from app.evaluation.truth import (
@@ -17,7 +18,6 @@ from app.evaluation.truth import (
     load_text_truth,
 )
 
-SCORED_TASKS = ("detect", "segment", "ocr", "caption", "ask")
 # Whether a larger value is better, for tables and charts.
 HIGHER_IS_BETTER = {"mAP": True, "AP50": True, "AP75": True, "recall": True, "mIoU": True,
                     "cer": False, "wer": False, "bleu4": True, "chrf": True,
