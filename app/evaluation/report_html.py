@@ -19,7 +19,7 @@ th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .charts img { margin: 0 1em 1em 0; border: 1px solid #eee; }
 .pair { display: flex; gap: 1em; flex-wrap: wrap; margin-bottom: 2em; }
-.pair figure { margin: 0; max-width: 340px; }
+.pair figure { margin: 0; max-width: 290px; }
 figcaption { font-size: 90%; white-space: pre-wrap; word-break: break-word; }
 .note { color: #a40; }
 """
@@ -141,15 +141,15 @@ def _disagreement_section(report: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _picture(path: str, objects: list[dict[str, Any]], width: int = 320) -> str:
+def _picture(path: str, objects: list[dict[str, Any]], size: int = 280) -> str:
     """The image with its boxes drawn, as an inline JPEG (empty if it cannot be read)."""
     try:
         with Image.open(path) as im:
             image = im.convert("RGB")
     except OSError:
         return ""
-    scale = width / image.width
-    image = image.resize((width, max(1, round(image.height * scale))))
+    scale = size / max(image.width, image.height)  # fits a size x size square
+    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     draw = ImageDraw.Draw(image)
     labels: dict[str, str] = {}
     for obj in objects:
@@ -187,6 +187,8 @@ def _bar_chart(title: str, values: dict[str, float | None]) -> str:
         axes.set_title(title, fontsize=10)
         axes.tick_params(labelsize=8)
         axes.margins(y=0.2)
+        if min(shown.values()) >= 0:  # no negative axis under counts and shares
+            axes.set_ylim(bottom=0, top=max(shown.values()) * 1.2 or 1.0)
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
