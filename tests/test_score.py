@@ -382,3 +382,10 @@ def test_table_shows_missing_metrics_as_na() -> None:
 
     text = format_table(ScoreReport("ask", 0, {"exact_match": None, "anls": None}))
     assert "n/a" in text
+
+
+def test_answers_to_another_task_are_pointed_out(tmp_path: Path) -> None:
+    records = [run_record("a.png", "caption", text="a cat")]
+    report = score_detect(tmp_path, coco_truth(tmp_path), records)
+    assert report["notes"][0] == (
+        "some predictions are answers to another task (caption), not detect")

@@ -24,6 +24,7 @@ class Prediction:
     image_size: tuple[int, int] | None
     error: str | None = None
     timings: dict[str, Any] | None = None
+    task: str | None = None
 
     @property
     def answer(self) -> str:
@@ -45,6 +46,7 @@ def prediction_from_record(record: dict[str, Any]) -> Prediction:
         image_size=(int(size[0]), int(size[1])) if size and size[0] and size[1] else None,
         error=record.get("error"),
         timings=record.get("timings"),
+        task=record.get("task"),
     )
 
 

@@ -84,6 +84,10 @@ def score_predictions(task: str, truth: SpatialTruth | TextTruth,
         pairs = [(matched[n].answer, truth.answers[n]) for n in names if n in matched]
         metric = {"ask": ask_metrics, "ocr": ocr_metrics, "caption": caption_metrics}[task]
         report.metrics = metric(pairs)
+    other = sorted({str(p.task) for p in matched.values() if p.task and p.task != task})
+    if other:
+        report.notes.insert(0, f"some predictions are answers to another task "
+                               f"({', '.join(other)}), not {task}")
     if report.not_predicted:
         report.notes.append(f"{len(report.not_predicted)} labelled images had no prediction "
                             "and were left out")
