@@ -65,3 +65,18 @@ def test_dialog_guides_the_choice(qtbot, tmp_path: Path) -> None:
     dialog.show()
     close.click()
     assert not dialog.isVisible()
+
+
+def test_installed_model_shows_its_measured_speed(qtbot, tmp_path: Path) -> None:
+    from app.models.measured_speed import QuantSpeed, record_speed
+
+    models = InstalledModels(tmp_path)
+    folder = models.folder_for("paligemma2-3b-mix-224")
+    folder.mkdir(parents=True)
+    record_speed(folder, "Q4_K_M", QuantSpeed(decode_tokens_per_s=13.5, first_token_s=4.4))
+    dialog = ModelsDialog(models, hardware(None, 16))
+    qtbot.addWidget(dialog)
+    row = next(i for i, e in enumerate(CATALOG) if e.name == "paligemma2-3b-mix-224")
+    dialog.catalog.selectRow(row)
+    assert "Measured: Q4_K_M 14 tok/s, first token 4.4 s here." in dialog.choice_label.text()
+    dialog.done(0)  # joins the dialog's prepare thread
