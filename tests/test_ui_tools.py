@@ -117,3 +117,29 @@ def test_speed_test_measures_and_keeps_the_figures(qtbot: QtBot, model_folder: P
     again = SpeedTestDialog(model_folder)
     qtbot.addWidget(again)
     assert again.table.rowCount() == 1
+
+
+def test_the_real_window_with_the_hook_stops_a_running_test_on_close(
+        qtbot: QtBot, model_folder: Path, tmp_path: Path) -> None:
+    # The one line the main window gets (see app/ui/tools_menu.py), on the real window.
+    from app.history import HistoryStore
+    from app.settings import Settings, SettingsStore
+    from app.ui.main_window import MainWindow
+
+    store = SettingsStore(tmp_path / "settings.json")
+    store.save(Settings(model_folder=str(model_folder), quantization="Q8_0", threads=2))
+    window = MainWindow(store, HistoryStore(tmp_path / "history.sqlite3"), tmp_path / "cache")
+    qtbot.addWidget(window)
+    tools = add_tools_menu(window, lambda: Path(window.settings.model_folder)
+                           if window.settings.model_folder else None, tmp_path / "reports")
+    titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert titles[-2:] == ["Tools", "Help"]
+    window.show()
+    qtbot.waitUntil(lambda: window.model is not None, timeout=120_000)
+    dialog = tools.show_speed_test()
+    assert dialog.model_folder == model_folder
+    dialog.start()
+    assert dialog.task is not None and dialog.task.running
+    window.close()  # must cancel and join the speed test's thread
+    assert not dialog.task.running
+    window.history.close()
