@@ -98,7 +98,10 @@ def run_eval(plan: EvalPlan, progress: ProgressCallback = no_progress,
             if summary and run.quant != plan.reference and summary["share"] is not None:
                 run.speed.agreement = {"reference": plan.reference, "share": summary["share"],
                                        "images": summary["images"], "task": plan.task}
-            record_speed(plan.model_dir, run.quant, run.speed)
+            try:
+                record_speed(plan.model_dir, run.quant, run.speed)
+            except OSError as exc:  # a read-only model folder: the report still has them
+                report["speed_not_kept"] = f"The figures could not be kept with the model: {exc}"
     (plan.out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
                                               encoding="utf-8")
     return report

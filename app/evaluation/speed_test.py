@@ -86,7 +86,11 @@ def run_speed_test(model_dir: Path, quants: list[str] | None = None, tokens: int
         speed = measure_quant(folder, quant, tokens, threads, cancel=cancel)
         if speed is None:
             break
-        record_speed(folder.path, quant, speed)
         results[quant] = speed
-        progress(ProgressEvent("speed", index + 1, len(quants), f"{quant} done"))
+        try:
+            record_speed(folder.path, quant, speed)
+            kept = ""
+        except OSError:  # a read-only model folder: the figures are shown, not kept
+            kept = " (not kept: the model folder cannot be written)"
+        progress(ProgressEvent("speed", index + 1, len(quants), f"{quant} done{kept}"))
     return results
