@@ -146,7 +146,8 @@ class SpeedTestDialog(QDialog):
         self.status.setText(f"Measured {len(results)} quantization(s); kept in "
                             f"{self.model_folder}/speed.json." if results else "Cancelled.")
         if self.model_folder is not None:
-            self.show_figures(speeds_here(self.model_folder))
+            # What was just measured, even where the folder could not keep it.
+            self.show_figures({**speeds_here(self.model_folder), **results})
 
     def _on_failed(self, message: str) -> None:
         self.start_button.setEnabled(True)
