@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from app.errors import CatalogError
 from app.hardware import GpuInfo, HardwareReport, SystemInfo
 from app.models.catalog import find, tensor_nbytes
 from app.models.fit import (
+    CPU_RAM_SHARE,
     SAFETY_MARGIN,
     ContextNeeds,
     choose,
@@ -22,6 +24,7 @@ from app.models.fit import (
     kv_cells,
     kv_layer_bytes,
     layout_for,
+    layout_speeds,
     text_compute_bytes,
     vision_compute_bytes,
 )
@@ -206,15 +209,71 @@ def test_small_gpu_gets_a_partial_offload() -> None:
     assert "RTX 3070" in choice.sentence
 
 
-def test_no_gpu_runs_the_best_quant_that_fits_in_ram() -> None:
+def test_no_gpu_prefers_q4_k_m_when_q8_0_would_be_slow() -> None:
+    # The 10B reads 9 GB per token at Q8_0 (~2 tokens/s estimated): Q4_K_M, and why.
     entry = find("paligemma2-10b-mix-224")
-    choice = choose(entry, machine(None, 10.0))
-    assert (choice.device, choice.gpu_layers) == ("cpu", 0)
-    assert choice.breakdown.total_cpu <= 10.0 * GIB
-    assert estimate(entry, "Q8_0", 0).total_cpu > 10.0 * GIB
-    assert choice.quant == "Q6_K"
-    assert choice.sentence.startswith("No usable NVIDIA GPU was found, so Q6_K runs on the CPU")
-    assert "of the 10.0 GB of RAM available" in choice.sentence
+    choice = choose(entry, machine(None, 22.9))
+    assert (choice.quant, choice.device, choice.gpu_layers) == ("Q4_K_M", "cpu", 0)
+    assert choice.sentence.startswith("No usable NVIDIA GPU was found, so Q4_K_M runs on the CPU")
+    assert "bytes read per token" in choice.sentence
+    assert "Q8_0" in choice.sentence and "estimated, under 8" in choice.sentence
+    assert "of the 18.3 GB PaliDesk may use (80% of the 22.9 GB available)" in choice.sentence
+    assert choice.speeds["Q8_0"].source == "estimated"
+    assert choice.speeds["Q4_K_M"].tokens_per_s > choice.speeds["Q8_0"].tokens_per_s
+
+
+def test_cpu_never_picks_f16_by_default_even_with_room() -> None:
+    # Issue 11: F16 of the 10B at 448 px "fits" in 22.9 GB but would crawl.
+    choice = choose(find("paligemma2-10b-mix-448"), machine(None, 64))
+    assert choice.quant == "Q4_K_M"
+
+
+def test_fast_cpu_takes_q8_0_and_says_why() -> None:
+    # A measured 12 tokens/s for Q8_0 of the 3B is fast enough: near-F16 quality wins.
+    choice = choose(find("paligemma2-3b-mix-224"), machine(None, 22.9), measured={"Q8_0": 12.0})
+    assert choice.quant == "Q8_0"
+    assert "close to F16 in quality and fast enough here (12.0 tokens/s measured here)" \
+        in choice.sentence
+    assert choice.speeds["Q8_0"].label() == "12.0 tok/s measured here"
+
+
+def test_measured_figures_change_the_choice_and_say_so() -> None:
+    entry = find("paligemma2-3b-mix-224")
+    estimated = choose(entry, machine(None, 22.9), measured={})
+    assert estimated.quant == "Q4_K_M" and "Measured" not in estimated.sentence
+    # 14 tokens/s measured for Q4_K_M implies a bandwidth at which Q8_0 passes 8 tokens/s.
+    measured = choose(entry, machine(None, 22.9), measured={"Q4_K_M": 14.0})
+    assert measured.quant == "Q8_0"
+    assert "Measured speeds here changed the choice from Q4_K_M" in measured.sentence
+    assert measured.speeds["Q8_0"].source == "estimated"
+    assert measured.speeds["Q8_0"].tokens_per_s == pytest.approx(
+        14.0 * layout_speeds([layout_for(entry, "Q8_0")])["Q8_0"].tokens_per_s
+        / layout_speeds([layout_for(entry, "Q4_K_M")])["Q4_K_M"].tokens_per_s, rel=1e-6)
+
+
+def test_leaves_a_share_of_ram_free() -> None:
+    entry = find("paligemma2-10b-mix-224")
+    need = estimate(entry, "Q4_K_M", 0).total_cpu
+    # Enough for Q4_K_M in all of the RAM, but not in the 80 % PaliDesk uses.
+    ram_gib = need / GIB / CPU_RAM_SHARE * 0.99
+    choice = choose(entry, machine(None, ram_gib))
+    assert choice.quant != "Q4_K_M" and choice.device == "cpu"
+    assert choice.breakdown.total_cpu <= CPU_RAM_SHARE * ram_gib * GIB
+    assert choice.quant == "Q4_0"  # the best quality left, though slow
+    assert fit_badge(entry, "Q4_K_M", machine(None, ram_gib)) == "too large"
+
+
+def test_speed_file_beside_the_manifest_is_used(tiny_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from app.models.measured_speed import QuantSpeed, record_speed
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_folder, folder)
+    record_speed(folder, "Q4_K_M", QuantSpeed(decode_tokens_per_s=321.0))
+    choice = choose(folder, machine(None, 16))
+    assert choice.speeds["Q4_K_M"].label() == "321.0 tok/s measured here"
+    assert choice.speeds["F16"].source == "estimated"
 
 
 def test_cpu_only_build_says_so() -> None:
@@ -228,13 +287,14 @@ def test_nothing_fits_says_too_large() -> None:
     assert choice.device == "none" and not choice.fits
     assert choice.quant == "Q2_K"
     assert "too large for this machine" in choice.sentence
-    assert "only 4.0 GB is available" in choice.sentence
+    assert "more than the 3.2 GB PaliDesk may use (80% of the 4.0 GB available)" \
+        in choice.sentence
 
 
 def test_available_quants_limit_the_choice(tiny_folder: Path) -> None:
     hw = machine(None, 16)
-    assert choose(tiny_folder, hw).quant == "F16"  # best of the folder's F16 and Q4_K_M
-    assert choose(tiny_folder, hw, available_quants=["q4_k_m"]).quant == "Q4_K_M"
+    assert choose(tiny_folder, hw).quant == "Q4_K_M"  # not F16 on a CPU, however small
+    assert choose(tiny_folder, hw, available_quants=["f16"]).quant == "F16"  # the only one
     entry = find("paligemma2-3b-mix-224")
     assert choose(entry, hw, available_quants=["Q2_K", "Q8_0"]).quant == "Q8_0"
     with pytest.raises(CatalogError, match="no text model to choose from"):
@@ -274,6 +334,9 @@ def test_cli_json_is_one_object() -> None:
             "total_gpu", "total_cpu"} <= set(record["breakdown"])
     assert record["context"]["n_ctx"] == 1024
     assert set(record["badges"]) >= {"F16", "Q4_K_M"}
+    speeds = record["cpu_tokens_per_s"]
+    assert speeds["Q4_K_M"]["source"] == "estimated"
+    assert speeds["Q4_K_M"]["value"] > speeds["Q8_0"]["value"] > speeds["F16"]["value"] > 0
 
 
 def test_cli_text_and_folder(tiny_folder: Path) -> None:
@@ -282,6 +345,8 @@ def test_cli_text_and_folder(tiny_folder: Path) -> None:
     assert "1024 image + 256 prompt + 512 new tokens (n_ctx 1792)" in done.stdout
     for word in ("choice:", "text weights", "KV cache", "compute", "margin", "total"):
         assert word in done.stdout
+    assert "decode on the CPU (estimated" in done.stdout
+    assert re.search(r"Q4_K_M +CPU only +~[0-9.]+ tok/s estimated", done.stdout)
     assert done.stdout.rstrip().endswith(".")
 
 

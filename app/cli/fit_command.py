@@ -50,12 +50,35 @@ def run_fit(args: argparse.Namespace, hardware: HardwareReport | None = None) ->
     hardware = hardware or detect()
     choice = choose(source, hardware, context, quants)
     badges = {q: fit_badge(source, q, hardware, context) for q in quants}
+    speeds = choice.speeds or _speeds(source, quants)
     if args.json:
         # One JSON object on one line, nothing else on stdout (scripts parse it).
-        print(json.dumps(_as_dict(source, hardware, context, choice, badges)))
+        record = _as_dict(source, hardware, context, choice, badges)
+        record["cpu_tokens_per_s"] = {q: {"value": round(f.tokens_per_s, 2), "source": f.source}
+                                      for q, f in speeds.items()}
+        print(json.dumps(record))
     else:
-        print("\n".join(_lines(source, hardware, context, choice, badges)))
+        lines = _lines(source, hardware, context, choice, badges)
+        lines[-1:-1] = _speed_lines(badges, speeds)
+        print("\n".join(lines))
     return 0
+
+
+def _speeds(source: ModelSource, quants: list[str]) -> dict[str, Any]:
+    from app.models.fit import layout_for, layout_speeds, measured_speeds
+
+    return layout_speeds([layout_for(source, q) for q in quants], measured_speeds(source))
+
+
+def _speed_lines(badges: dict[str, str], speeds: dict[str, Any]) -> list[str]:
+    """Decode speed on the CPU per quantization, labelled measured or estimated."""
+    from app.models.decode_speed import CPU_BANDWIDTH
+
+    lines = ["decode on the CPU (estimated: bandwidth / bytes read per token, "
+             f"{CPU_BANDWIDTH / 1e9:.0f} GB/s unless a speed test measured this machine):"]
+    for quant, figure in speeds.items():
+        lines.append(f"  {quant:<8}{badges.get(quant, ''):<17}{figure.label()}")
+    return lines
 
 
 def _name(source: ModelSource) -> str:
@@ -109,6 +132,5 @@ def _lines(source: ModelSource, hardware: HardwareReport, context: ContextNeeds,
         f"memory:       {'GPU':>10} {'CPU':>10}",
     ]
     lines += [f"  {label:<12}{format_gb(gpu):>10} {format_gb(cpu):>10}" for label, gpu, cpu in rows]
-    lines.append("per quant:    " + " · ".join(f"{q} {badge}" for q, badge in badges.items()))
     lines.append(choice.sentence)
     return lines

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 from app import __version__
+from app.cli.eval_command import add_eval_parser
 from app.cli.fit_command import add_fit_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
+from app.cli.score_command import add_score_parser
 from app.errors import PaliDeskError
 from app.tasks import LANGUAGES, CaptionStyle, TaskKind
 
@@ -50,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_models_parser(sub)
     add_fit_parser(sub)
+    add_score_parser(sub)
+    add_eval_parser(sub)
 
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -121,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.fit_command import run_fit
 
             return run_fit(args)
+        if args.command == "eval":
+            from app.cli.eval_command import run_eval_command
+
+            return run_eval_command(args)
+        if args.command == "score":
+            from app.cli.score_command import run_score
+
+            return run_score(args)
         if args.command == "models":
             from app.cli.models_command import run_models_command
 

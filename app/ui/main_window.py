@@ -40,6 +40,7 @@ from app.ui.notice_bar import NoticeBar
 from app.ui.results_panel import ResultsPanel
 from app.ui.status_line import StatusLine
 from app.ui.task_panel import TaskPanel
+from app.ui.tools_menu import add_tools_menu
 from app.ui.window_dialogs import WindowDialogsMixin
 from app.ui.window_menus import build_menus
 from app.ui.window_state import remember_window, restore_window
@@ -65,6 +66,8 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         self._closing = False
         self._build_widgets()
         self.actions_ = build_menus(self)
+        self.tools_menu = add_tools_menu(self, lambda: Path(self.settings.model_folder)
+                                         if self.settings.model_folder else None)
         self._connect()
         self.task_panel.load_settings(self.settings)
         restore_window(self, self.settings)

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -23,16 +24,31 @@ from PySide6.QtWidgets import (
 from app.hardware import HardwareReport, detect, format_gb
 from app.models.catalog import CATALOG, CatalogEntry
 from app.models.disk_space import format_size
-from app.models.fit import choose, fit_badge
+from app.models.fit import FitChoice, choose, fit_badge
 from app.models.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
 from app.models.installed import InstalledModels, Leftover
+from app.models.measured_speed import describe_speed, speeds_here
 from app.models.prepare import PrepareRequest
+from app.models.recommend import recommend
 from app.progress import ProgressEvent
 from app.ui.prepare_worker import PrepareThread
 
 BADGE_QUANTS = ("F16", "Q8_0", "Q4_K_M")
 _BADGE_COLORS = {"fits on GPU": "#2e7d32", "partial offload": "#ef6c00",
                  "CPU only": "#1565c0", "too large": "#c62828"}
+_BADGE_MEANING = {"fits on GPU": "runs entirely on the GPU (fastest)",
+                  "partial offload": "some layers on the GPU, the rest on the CPU",
+                  "CPU only": "runs on the CPU, in the RAM PaliDesk may use",
+                  "too large": "does not fit on this machine"}
+KIND_LABELS = {"pt": "pt (for fine-tuning)", "mix": "mix (ready to use)",
+               "ft": "fine-tuned"}
+
+
+def colour_legend() -> str:
+    """Rich text explaining each badge colour."""
+    return "Colours: " + " · ".join(
+        f'<span style="background:{_BADGE_COLORS[b]}; color:white">&nbsp;{b}&nbsp;</span> '
+        f"{meaning}" for b, meaning in _BADGE_MEANING.items())
 
 
 class ModelsDialog(QDialog):
@@ -55,6 +71,14 @@ class ModelsDialog(QDialog):
         self.busy = False
 
         self.hardware_label = QLabel(self.hardware.summary())
+        advice = recommend(self.hardware)
+        self.recommend_label = QLabel(
+            advice.sentence() if advice is not None else
+            "Not even the smallest PaliGemma 2 fits in the memory of this machine.")
+        self.recommend_label.setWordWrap(True)
+        self.recommend_label.setStyleSheet("font-weight: bold;")
+        self.legend_label = QLabel(colour_legend())
+        self.legend_label.setWordWrap(True)
         self.catalog = QTableWidget(0, 4 + len(BADGE_QUANTS))
         self.catalog.setHorizontalHeaderLabels(["Model", "Kind", "Image", "Download",
                                                 *BADGE_QUANTS])
@@ -81,10 +105,15 @@ class ModelsDialog(QDialog):
         self.status.setWordWrap(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.cancel_button.hide()  # only while something is being prepared
+        self.close_buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.close_buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.hardware_label)
+        layout.addWidget(self.recommend_label)
         layout.addWidget(self.catalog, 3)
+        layout.addWidget(self.legend_label)
         layout.addWidget(self.choice_label)
         row = QHBoxLayout()
         row.addWidget(self.prepare_button)
@@ -104,6 +133,7 @@ class ModelsDialog(QDialog):
         row.addWidget(self.cancel_button)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        layout.addWidget(self.close_buttons)
 
         self.catalog.itemSelectionChanged.connect(self._show_choice)
         self.prepare_button.clicked.connect(self.prepare_selected)
@@ -120,7 +150,7 @@ class ModelsDialog(QDialog):
     def _fill_catalog(self) -> None:
         self.catalog.setRowCount(len(CATALOG))
         for row, entry in enumerate(CATALOG):
-            cells = [entry.name, entry.kind, f"{entry.image_size} px",
+            cells = [entry.name, KIND_LABELS.get(entry.kind, entry.kind), f"{entry.image_size} px",
                      format_gb(entry.download_bytes())]
             for column, text in enumerate(cells):
                 self.catalog.setItem(row, column, QTableWidgetItem(text))
@@ -147,7 +177,21 @@ class ModelsDialog(QDialog):
         description = entry.description.rstrip(". ") + "."
         if find_cached_checkpoint(entry.repo_id) is not None:
             licence = " It is already in your Hugging Face cache: nothing to download."
-        self.choice_label.setText(f"{description} {choice.sentence}{licence}")
+        speed = self._speed_here(entry, choice)
+        self.choice_label.setText(f"{description} {choice.sentence}{speed}{licence}")
+
+    def _speed_here(self, entry: CatalogEntry, choice: FitChoice) -> str:
+        """Expected decode speed: measured if this model is installed and was tested."""
+        folder = self.models.folder_for(entry.name)
+        measured = speeds_here(folder) if folder.is_dir() else {}
+        if choice.quant in measured and describe_speed(measured[choice.quant]):
+            return f" Measured: {choice.quant} {describe_speed(measured[choice.quant])}."
+        figure = choice.speeds.get(choice.quant) if choice.device == "cpu" else None
+        if figure is not None and "tokens/s" not in choice.sentence:  # not said twice
+            return f" Expected speed here: {figure.label()} ({choice.quant})."
+        if choice.device in ("gpu", "partial"):
+            return " Speed on the GPU is not estimated; Tools › Test Speed measures it."
+        return ""
 
     # --- installed ---------------------------------------------------------------------
 
@@ -278,6 +322,7 @@ class ModelsDialog(QDialog):
             button.setEnabled(not self.busy)
         self.clean_button.setEnabled(not self.busy and bool(self.models.leftovers()))
         self.cancel_button.setEnabled(self.busy)
+        self.cancel_button.setVisible(self.busy)
 
     def done(self, result: int) -> None:
         self.preparer.stop()

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from app.errors import ModelFolderError, PaliDeskError
 from app.hardware import HardwareReport, detect
 from app.models.fit import choose, fit_badge
+from app.models.measured_speed import describe_speed, speeds_here
 from app.models.model_folder import ModelFolder
 from app.settings.settings import Settings
 from app.settings.validation import MAX_NEW_TOKENS
@@ -288,10 +289,13 @@ class SettingsDialog(QDialog):
         try:
             folder = ModelFolder(Path(self.folder_edit.text().strip()))
             choice = choose(folder, self._hardware, available_quants=folder.text_types())
+            measured = speeds_here(folder.path)  # from a speed test or palidesk eval
             for i in range(1, self.quant_combo.count()):
                 quant = str(self.quant_combo.itemData(i))
                 badge = fit_badge(folder, quant, self._hardware)
-                self.quant_combo.setItemText(i, f"{self.quant_combo.itemText(i)} · {badge}")
+                figures = describe_speed(measured[quant]) if quant in measured else ""
+                text = f"{self.quant_combo.itemText(i)} · {badge}"
+                self.quant_combo.setItemText(i, f"{text} · {figures}" if figures else text)
         except PaliDeskError:
             self.set_fit_note(None)
             return

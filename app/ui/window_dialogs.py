@@ -43,7 +43,8 @@ class WindowDialogsMixin:
             self.load_model(Path(new.model_folder))
 
     def show_models(self) -> None:
-        dialog = ModelsDialog(InstalledModels(Path(self.settings.models_dir)), parent=self)
+        dialog = ModelsDialog(InstalledModels(Path(self.settings.models_dir)), parent=self,
+                              use_hf_cache=self.settings.download_to_hf_cache)
         dialog.model_chosen.connect(self.load_model)
         dialog.exec()
 

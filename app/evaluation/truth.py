@@ -1,0 +1,220 @@
+"""Reading labelled images ("truth"): COCO JSON, a YOLO folder, or a JSONL of answers.
+
+Spatial truth (detect, segment) becomes one COCO-shaped dataset whatever the format, so
+the metrics code has one input. Text truth (ocr, caption, ask) becomes a list of
+reference strings per image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from app.errors import PaliDeskError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+class TruthError(PaliDeskError):
+    """The truth file or folder cannot be read or is not in a known format."""
+
+
+@dataclass(frozen=True)
+class TruthImage:
+    id: int
+    file_name: str  # as the truth names it (may hold sub-folders)
+    width: int
+    height: int
+
+
+@dataclass
+class SpatialTruth:
+    """Boxes (and masks) in COCO's shape: ``bbox`` is [x, y, width, height] in pixels."""
+
+    images: list[TruthImage]
+    categories: dict[int, str]
+    annotations: list[dict[str, Any]]
+    has_masks: bool = False
+
+    def category_by_name(self) -> dict[str, int]:
+        """Lower-cased, stripped category name -> id (labels match case-insensitively)."""
+        return {name.strip().lower(): cid for cid, name in self.categories.items()}
+
+
+@dataclass
+class TextTruth:
+    """Reference answers per image file name (several are allowed per image)."""
+
+    answers: dict[str, list[str]] = field(default_factory=dict)
+
+
+def load_spatial_truth(path: Path) -> SpatialTruth:
+    """COCO detection/segmentation JSON, or a YOLO folder (images/, labels/, class names)."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_yolo(path)
+    if not path.exists():
+        raise TruthError(f"The truth file {path} does not exist.")
+    if path.suffix.lower() != ".json":
+        raise TruthError(
+            f"{path.name} is not a COCO JSON file or a YOLO folder: give a .json file with "
+            "images, categories and annotations, or a folder with images/ and labels/."
+        )
+    return _load_coco(path)
+
+
+def load_text_truth(path: Path, task: str) -> TextTruth:
+    """JSONL lines ``{"image": ..., "answers": [...]}`` (ask) or ``{"image": ..., "text": ...}``
+    (ocr, caption; ``text`` may also be a list of references)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TruthError(f"The truth file {path} does not exist.")
+    truth = TextTruth()
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TruthError(f"{path.name} line {number} is not JSON: {exc.msg}.") from None
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+            raise TruthError(f"{path.name} line {number} has no \"image\" file name.")
+        key = "answers" if task == "ask" else "text"
+        value = record.get(key, record.get("answers" if key == "text" else "text"))
+        references = [value] if isinstance(value, str) else value
+        if not isinstance(references, list) or not all(isinstance(v, str) for v in references):
+            raise TruthError(
+                f"{path.name} line {number} needs \"{key}\" as "
+                f"{'a list of strings' if key == 'answers' else 'a string'}."
+            )
+        truth.answers.setdefault(record["image"], []).extend(references)
+    if not truth.answers:
+        raise TruthError(f"{path.name} holds no labelled images.")
+    return truth
+
+
+# --- COCO ----------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TruthError(f"{path} cannot be read: {exc}.") from None
+
+
+def _load_coco(path: Path) -> SpatialTruth:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise TruthError(f"{path.name} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    if not isinstance(data, dict) or not all(k in data for k in ("images", "categories")):
+        raise TruthError(f"{path.name} is not COCO JSON: it needs \"images\" and \"categories\".")
+    try:
+        images = [TruthImage(int(i["id"]), str(i["file_name"]), int(i["width"]),
+                             int(i["height"])) for i in data["images"]]
+        categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+        annotations = []
+        for number, ann in enumerate(data.get("annotations", []), 1):
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            entry = {"id": number, "image_id": int(ann["image_id"]),
+                     "category_id": int(ann["category_id"]), "bbox": [x, y, w, h],
+                     "area": float(ann.get("area") or w * h),
+                     "iscrowd": int(ann.get("iscrowd", 0))}
+            if ann.get("segmentation"):
+                entry["segmentation"] = ann["segmentation"]
+            annotations.append(entry)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TruthError(
+            f"{path.name} has an image, category or annotation without a needed field "
+            f"({exc}); images need id, file_name, width, height; annotations image_id, "
+            "category_id and bbox [x, y, width, height]."
+        ) from None
+    has_masks = bool(annotations) and all("segmentation" in a for a in annotations)
+    return SpatialTruth(images, categories, annotations, has_masks)
+
+
+# --- YOLO ----------------------------------------------------------------------------------
+
+
+def _load_yolo(root: Path) -> SpatialTruth:
+    images_dir, labels_dir = root / "images", root / "labels"
+    if not images_dir.is_dir() or not labels_dir.is_dir():
+        raise TruthError(f"{root} is not a YOLO folder: it needs images/ and labels/ inside.")
+    names = _yolo_names(root)
+    files = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TruthError(f"{images_dir} holds no images.")
+    images: list[TruthImage] = []
+    annotations: list[dict[str, Any]] = []
+    polygons_seen = boxes_seen = 0
+    for image_id, file in enumerate(files, 1):
+        relative = file.relative_to(images_dir)
+        try:
+            with Image.open(file) as im:
+                width, height = im.size
+        except OSError as exc:
+            raise TruthError(f"{file} cannot be opened as an image: {exc}.") from None
+        images.append(TruthImage(image_id, relative.as_posix(), width, height))
+        label_file = labels_dir / relative.with_suffix(".txt")
+        if not label_file.exists():
+            continue  # an image without a label file has no objects (YOLO's convention)
+        for number, line in enumerate(_read_text(label_file).splitlines(), 1):
+            if not line.strip():
+                continue
+            ann = _yolo_line(line, names, width, height, f"{label_file.name} line {number}")
+            ann.update(id=len(annotations) + 1, image_id=image_id)
+            polygons_seen += "segmentation" in ann
+            boxes_seen += "segmentation" not in ann
+            annotations.append(ann)
+    return SpatialTruth(images, dict(enumerate(names)), annotations,
+                        has_masks=polygons_seen > 0 and boxes_seen == 0)
+
+
+def _yolo_names(root: Path) -> list[str]:
+    classes = root / "classes.txt"
+    if classes.exists():
+        return [line.strip() for line in _read_text(classes).splitlines() if line.strip()]
+    for name in ("data.yaml", "data.yml", "dataset.yaml"):
+        if (root / name).exists():
+            import yaml  # PyYAML: only YOLO folders need it
+
+            try:
+                data = yaml.safe_load(_read_text(root / name))
+            except yaml.YAMLError as exc:
+                raise TruthError(f"{name} is not valid YAML: {exc}.") from None
+            found = data.get("names") if isinstance(data, dict) else None
+            if isinstance(found, dict):
+                return [str(found[k]) for k in sorted(found, key=int)]
+            if isinstance(found, list):
+                return [str(n) for n in found]
+            raise TruthError(f"{name} has no \"names\" list of classes.")
+    raise TruthError(f"{root} has no classes.txt or data.yaml naming the classes.")
+
+
+def _yolo_line(line: str, names: list[str], width: int, height: int,
+               where: str) -> dict[str, Any]:
+    try:
+        values = [float(v) for v in line.split()]
+    except ValueError:
+        raise TruthError(f"{where} is not numbers: {line.strip()!r}.") from None
+    cls = int(values[0]) if values and values[0].is_integer() else -1
+    if not 0 <= cls < len(names):
+        raise TruthError(f"{where} names class {values[0] if values else '?'}, "
+                         f"but there are {len(names)} classes.")
+    coords = values[1:]
+    if len(coords) == 4:  # centre x, centre y, width, height, as shares of the image
+        cx, cy, w, h = coords
+        box = [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
+        return {"category_id": cls, "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
+    if len(coords) >= 6 and len(coords) % 2 == 0:  # a polygon: x1 y1 x2 y2 ...
+        points = [v * (width if i % 2 == 0 else height) for i, v in enumerate(coords)]
+        xs, ys = points[0::2], points[1::2]
+        box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+        return {"category_id": cls, "bbox": box, "area": box[2] * box[3], "iscrowd": 0,
+                "segmentation": [points]}
+    raise TruthError(f"{where} needs a class and 4 box values or a polygon, got {line.strip()!r}.")
