@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app import __version__
 from app.cli.fit_command import add_fit_parser
+from app.cli.masks_command import add_masks_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
 from app.errors import PaliDeskError
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_models_parser(sub)
     add_fit_parser(sub)
+    add_masks_parser(sub)
 
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -71,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--json", action="store_true",
                      help="one JSON object per image on stdout, nothing else")
+    run.add_argument("--mask-decoder", type=Path, metavar="FILE",
+                     help="vae-oid.npz for segment masks (default: the installed one, see "
+                          "`palidesk masks status`)")
     return parser
 
 
@@ -109,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.fit_command import run_fit
 
             return run_fit(args)
+        if args.command == "masks":
+            from app.cli.masks_command import run_masks_command
+
+            return run_masks_command(args)
         if args.command == "models":
             from app.cli.models_command import run_models_command
 

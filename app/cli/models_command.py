@@ -44,6 +44,8 @@ def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     pull.add_argument("--revision", default="main", help="branch, tag or commit (default main)")
     pull.add_argument("--token", help="Hugging Face access token "
                       "(default: HF_TOKEN, or the one saved by `hf auth login`)")
+    pull.add_argument("--no-mask-decoder", action="store_true",
+                      help="do not also download the mask decoder for the segment task")
 
     imp = models_sub.add_parser(
         "import", parents=[common],
@@ -71,15 +73,19 @@ def run_models_command(args: argparse.Namespace) -> int:
     return 2
 
 
+def models_dir_from(args: argparse.Namespace) -> Path:
+    """``--models-dir`` (where the command has one), else the models folder in Settings."""
+    if getattr(args, "models_dir", None) is not None:
+        return Path(args.models_dir)
+    from app.settings import SettingsStore, default_settings_path
+
+    return Path(SettingsStore(default_settings_path()).load().settings.models_dir)
+
+
 def _installed(args: argparse.Namespace):
     from app.models.installed import InstalledModels
 
-    models_dir = args.models_dir
-    if models_dir is None:
-        from app.settings import SettingsStore, default_settings_path
-
-        models_dir = Path(SettingsStore(default_settings_path()).load().settings.models_dir)
-    return InstalledModels(models_dir)
+    return InstalledModels(models_dir_from(args))
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -128,10 +134,29 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
     else:
         name = args.name or Path(args.path).resolve().name
         request = PrepareRequest(name, quants, local_path=Path(args.path))
+    models = _installed(args)
     with ProgressPrinter() as printer:
-        folder = prepare_model(request, _installed(args), progress=printer)
+        folder = prepare_model(request, models, progress=printer)
     print(f"installed {request.name} in {folder}", file=sys.stderr)
+    if repo_id is not None and not args.no_mask_decoder:
+        _offer_mask_decoder(models.models_dir)
     return 0
+
+
+def _offer_mask_decoder(models_dir: Path) -> None:
+    """Get the segment task's mask decoder with the first model; a failure only warns."""
+    from app.cli.masks_command import pull_decoder
+    from app.errors import PaliDeskError
+    from app.models.mask_decoder import installed_decoder
+
+    if installed_decoder(models_dir) is not None:
+        return
+    try:
+        pull_decoder(models_dir)
+    except PaliDeskError as exc:
+        print(f"warning: the model is installed, but the mask decoder is not: {exc} "
+              "Segment shows boxes only until you run `palidesk masks pull`.",
+              file=sys.stderr)
 
 
 def _download_only(args: argparse.Namespace) -> int:

@@ -1,5 +1,7 @@
 """Models: the catalog with a fit badge per quantization for this machine, the installed
-models, and prepare / import / remove with live progress."""
+models, and prepare / import / remove with live progress; and the mask decoder that
+Segment needs for masks (downloaded with the first model, or got/imported by its own
+buttons)."""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ from app.models.catalog import CATALOG, CatalogEntry
 from app.models.disk_space import format_size
 from app.models.fit import choose, fit_badge
 from app.models.installed import InstalledModels
+from app.models.mask_decoder import decoder_problem, import_decoder, masks_weights_path
 from app.models.prepare import PrepareRequest
 from app.progress import ProgressEvent
+from app.ui.mask_decoder_worker import MaskDecoderThread
 from app.ui.prepare_worker import PrepareThread
 
 BADGE_QUANTS = ("F16", "Q8_0", "Q4_K_M")
@@ -50,6 +54,10 @@ class ModelsDialog(QDialog):
         self.preparer.worker.progress.connect(self._on_progress)
         self.preparer.worker.finished.connect(self._on_prepared)
         self.preparer.worker.failed.connect(self._on_failed)
+        self.decoder_thread = MaskDecoderThread(self)
+        self.decoder_thread.worker.progress.connect(self._on_progress)
+        self.decoder_thread.worker.finished.connect(self._on_decoder_installed)
+        self.decoder_thread.worker.failed.connect(self._on_failed)
         self.busy = False
 
         self.hardware_label = QLabel(self.hardware.summary())
@@ -77,6 +85,10 @@ class ModelsDialog(QDialog):
         self.status.setWordWrap(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.decoder_label = QLabel()
+        self.decoder_label.setWordWrap(True)
+        self.get_decoder_button = QPushButton("Download Mask Decoder")
+        self.import_decoder_button = QPushButton("Import Mask Decoder…")
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.hardware_label)
@@ -95,6 +107,11 @@ class ModelsDialog(QDialog):
         row.addWidget(self.disk_label)
         layout.addLayout(row)
         row = QHBoxLayout()
+        row.addWidget(self.decoder_label, 1)
+        row.addWidget(self.get_decoder_button)
+        row.addWidget(self.import_decoder_button)
+        layout.addLayout(row)
+        row = QHBoxLayout()
         row.addWidget(self.progress, 1)
         row.addWidget(self.cancel_button)
         layout.addLayout(row)
@@ -105,9 +122,12 @@ class ModelsDialog(QDialog):
         self.import_button.clicked.connect(self.import_folder)
         self.use_button.clicked.connect(self.use_selected)
         self.remove_button.clicked.connect(self.remove_selected)
-        self.cancel_button.clicked.connect(self.preparer.cancel)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.get_decoder_button.clicked.connect(self.download_decoder)
+        self.import_decoder_button.clicked.connect(self.import_decoder_file)
         self._fill_catalog()
         self.refresh_installed()
+        self.refresh_decoder()
 
     # --- catalog -----------------------------------------------------------------------
 
@@ -182,6 +202,61 @@ class ModelsDialog(QDialog):
                                       f"Delete {name} and its files from this computer?")
         return answer == QMessageBox.StandardButton.Yes
 
+    # --- mask decoder ------------------------------------------------------------------
+
+    def refresh_decoder(self) -> None:
+        """Say whether Segment can draw masks, and offer the buttons when it cannot."""
+        problem = decoder_problem(self.models.models_dir)
+        if problem is None:
+            self.decoder_label.setText(
+                f"Mask decoder installed ({masks_weights_path(self.models.models_dir)}): "
+                "Segment draws masks.")
+        else:
+            self.decoder_label.setText(
+                f"{problem} Without it, Segment shows boxes only. It is big_vision's "
+                "vae-oid.npz (about 10 MB).")
+        self.get_decoder_button.setVisible(problem is not None)
+        self._set_buttons()
+
+    def download_decoder(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self._set_buttons()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText("Downloading the mask decoder…")
+        self.decoder_thread.start_requested.emit(self.models.models_dir)
+
+    def import_decoder_file(self) -> None:
+        if self.busy:
+            return
+        chosen = self.ask_decoder_file()
+        if chosen is None:
+            return
+        try:
+            import_decoder(self.models.models_dir, chosen)
+        except Exception as exc:  # PaliDeskError: a sentence; anything else: still say it
+            self.status.setText(str(exc))
+        else:
+            self.status.setText(f"Installed the mask decoder from {chosen.name}.")
+        self.refresh_decoder()
+
+    def ask_decoder_file(self) -> Path | None:
+        chosen, _ = QFileDialog.getOpenFileName(
+            self, "Import the mask decoder (vae-oid.npz)", "", "NumPy archives (*.npz)")
+        return Path(chosen) if chosen else None
+
+    def _on_decoder_installed(self, path: Path) -> None:
+        self.busy = False
+        self.progress.hide()
+        self.status.setText(f"Mask decoder installed: {path}")
+        self.refresh_decoder()
+
+    def cancel(self) -> None:
+        self.preparer.cancel()
+        self.decoder_thread.cancel()
+
     # --- preparing ---------------------------------------------------------------------
 
     def prepare_selected(self) -> None:
@@ -225,6 +300,8 @@ class ModelsDialog(QDialog):
         self.progress.hide()
         self.status.setText(f"Installed {folder.name}.")
         self.refresh_installed()
+        if decoder_problem(self.models.models_dir) is not None:
+            self.download_decoder()  # the first model brings Segment's mask decoder along
 
     def _on_failed(self, message: str) -> None:
         self.busy = False
@@ -232,12 +309,15 @@ class ModelsDialog(QDialog):
         self.progress.hide()
         self.status.setText(message)
         self.refresh_installed()
+        self.refresh_decoder()
 
     def _set_buttons(self) -> None:
-        for button in (self.prepare_button, self.import_button, self.remove_button):
+        for button in (self.prepare_button, self.import_button, self.remove_button,
+                       self.get_decoder_button, self.import_decoder_button):
             button.setEnabled(not self.busy)
         self.cancel_button.setEnabled(self.busy)
 
     def done(self, result: int) -> None:
         self.preparer.stop()
+        self.decoder_thread.stop()
         super().done(result)
