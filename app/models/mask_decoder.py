@@ -42,7 +42,6 @@ URL_VARIABLE = "PALIDESK_MASK_DECODER_URL"
 FOLDER_NAME = "mask-decoder"
 FILE_NAME = "vae-oid.npz"
 RECORD_SUFFIX = ".json"
-_CHUNK = 1 << 16
 
 
 def decoder_url() -> str:
@@ -231,7 +230,7 @@ def _fetch(url: str, partial: Path, have: int, digest, meter: ByteProgress,
             if total:
                 check_disk_space(partial.parent, total - have, "the mask decoder")
             with partial.open("ab" if have else "wb") as out:
-                for chunk in response.iter_bytes(_CHUNK):
+                for chunk in response.iter_bytes():  # as they arrive: a drop loses none
                     out.write(chunk)
                     digest.update(chunk)
                     meter.received(len(chunk), FILE_NAME)

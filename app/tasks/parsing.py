@@ -11,7 +11,9 @@ so ``<loc1023>`` is the image's far edge (dividing by 1024, as the Hugging Face 
 does, leaves a full-frame box one pixel in 1024 short). Detect and segment share this.
 
 Parsing never raises on model text: malformed objects are skipped, truncated output yields
-the objects that were complete, and everything after ``<eos>`` is ignored.
+the objects that were complete, and everything after ``<eos>`` is ignored. A segment
+object whose mask codes are missing, too few, too many or out of range keeps its box with
+``seg_codes`` None (so it gets no mask).
 """
 
 from __future__ import annotations
@@ -193,9 +195,8 @@ class IncrementalObjectParser:
         if malformed or not label or len(locs) != _LOCS or max(locs) > _MAX_LOC:
             return []
         seg_codes: tuple[int, ...] | None = None
-        if self._segmentation:
-            if len(segs) != _SEGS or max(segs) > _MAX_SEG:
-                return []
+        # A segment object without exactly 16 valid codes keeps its box (no mask).
+        if self._segmentation and len(segs) == _SEGS and max(segs) <= _MAX_SEG:
             seg_codes = tuple(segs)
         y_min, x_min, y_max, x_max = locs
         loc = (y_min, x_min, y_max, x_max)
