@@ -147,7 +147,7 @@ def test_missing_file_and_unreachable_server_are_told_in_words(
     with pytest.raises(DownloadError, match="palidesk masks import"):
         download_decoder(tmp_path, url=url)
     hub.stop()
-    with pytest.raises(NetworkError, match="could not reach 127.0.0.1"):
+    with pytest.raises(NetworkError, match=r"could not reach 127\.0\.0\.1"):
         download_decoder(tmp_path, url=url)
 
 
@@ -181,7 +181,7 @@ def test_import_copies_a_valid_file_and_refuses_others(
 
     notes = tmp_path / "notes.npz"
     notes.write_text("hello")
-    with pytest.raises(MaskDecoderError, match="not a readable .npz"):
+    with pytest.raises(MaskDecoderError, match=r"not a readable \.npz"):
         import_decoder(tmp_path / "other", notes)
     with pytest.raises(MaskDecoderError, match="is not a file"):
         import_decoder(tmp_path / "other", tmp_path / "nope.npz")

@@ -149,7 +149,7 @@ def _pointwise(x: np.ndarray, conv: _Conv) -> np.ndarray:
 
 def _conv3x3(x: np.ndarray, conv: _Conv) -> np.ndarray:
     """3×3 convolution, padding 1, via im2col (the maps are at most 4×4 here)."""
-    n, h, w, c = x.shape
+    h, w = x.shape[1:3]
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     patches = np.concatenate(
         [padded[:, ky:ky + h, kx:kx + w, :] for ky in range(3) for kx in range(3)], axis=-1

@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.errors import Cancelled, PaliDeskError
 from app.models.mask_decoder import download_decoder
-from app.progress import CancelFlag, ProgressEvent
+from app.progress import CancelFlag
 
 
 class MaskDecoderWorker(QObject):
