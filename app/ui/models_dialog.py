@@ -59,6 +59,7 @@ class ModelsDialog(QDialog):
         self.decoder_thread.worker.finished.connect(self._on_decoder_installed)
         self.decoder_thread.worker.failed.connect(self._on_failed)
         self.busy = False
+        self.downloading_model = False  # a catalog download (not a local import) is running
 
         self.hardware_label = QLabel(self.hardware.summary())
         self.catalog = QTableWidget(0, 4 + len(BADGE_QUANTS))
@@ -266,6 +267,7 @@ class ModelsDialog(QDialog):
         choice = choose(entry, self.hardware)
         quant = choice.quant if choice.device != "none" else "Q4_K_M"
         self.start(PrepareRequest(entry.name, (quant,), repo_id=entry.repo_id))
+        self.downloading_model = True
 
     def import_folder(self) -> None:
         folder = self.ask_directory()
@@ -279,6 +281,7 @@ class ModelsDialog(QDialog):
         return Path(chosen) if chosen else None
 
     def start(self, request: PrepareRequest) -> None:
+        self.downloading_model = False
         self.busy = True
         self._set_buttons()
         self.progress.setRange(0, 0)
@@ -300,8 +303,11 @@ class ModelsDialog(QDialog):
         self.progress.hide()
         self.status.setText(f"Installed {folder.name}.")
         self.refresh_installed()
-        if decoder_problem(self.models.models_dir) is not None:
-            self.download_decoder()  # the first model brings Segment's mask decoder along
+        # A model downloaded from the catalog brings Segment's mask decoder along (once);
+        # a local import does not go online.
+        if self.downloading_model and decoder_problem(self.models.models_dir) is not None:
+            self.download_decoder()
+        self.downloading_model = False
 
     def _on_failed(self, message: str) -> None:
         self.busy = False
