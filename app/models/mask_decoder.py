@@ -42,6 +42,9 @@ URL_VARIABLE = "PALIDESK_MASK_DECODER_URL"
 FOLDER_NAME = "mask-decoder"
 FILE_NAME = "vae-oid.npz"
 RECORD_SUFFIX = ".json"
+# What the window says when Segment ran without the decoder (with a button to get it).
+MISSING_NOTICE = ("Segment shows boxes only: the mask decoder (big_vision's vae-oid.npz, "
+                  "a few megabytes) is not installed.")
 
 
 def decoder_url() -> str:

@@ -215,7 +215,7 @@ class ModelsDialog(QDialog):
         else:
             self.decoder_label.setText(
                 f"{problem} Without it, Segment shows boxes only. It is big_vision's "
-                "vae-oid.npz (about 10 MB).")
+                "vae-oid.npz (a few megabytes).")
         self.get_decoder_button.setVisible(problem is not None)
         self._set_buttons()
 
