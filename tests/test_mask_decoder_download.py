@@ -246,3 +246,16 @@ def test_models_pull_brings_the_decoder_with_the_first_model(
     assert main(["models", "pull", "pg2-tiny", "--no-mask-decoder",
                  "--models-dir", str(other)]) == 0
     assert "mask decoder" not in capsys.readouterr().err
+
+
+def test_cli_run_refuses_a_bad_mask_decoder_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli.main import main
+
+    bad = tmp_path / "vae-oid.npz"
+    bad.write_text("not weights")
+    code = main(["run", "--model", str(tmp_path / "no-model"), "--task", "segment",
+                 "--classes", "cat", "--mask-decoder", str(bad), "photo.jpg"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: vae-oid.npz is not a mask decoder")

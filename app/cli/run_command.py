@@ -31,12 +31,16 @@ def request_from_args(args: argparse.Namespace) -> TaskRequest:
 def run_command(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     build_prompt(request)  # refuse bad arguments before loading anything
+    mask_decoder = _mask_decoder(args, request.kind)
+    if mask_decoder is not None:
+        from app.tasks.object_masks import check_decoder
+
+        check_decoder(mask_decoder)  # a bad --mask-decoder file, told before the model loads
     pair = ModelFolder(args.model).resolve(args.quant)
     options = GenerationOptions(
         max_new_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
         top_p=args.top_p, seed=args.seed,
     )
-    mask_decoder = _mask_decoder(args, request.kind)
     engine = Engine()
     engine.load(pair, EngineConfig(gpu_layers=args.gpu_layers, threads=args.threads,
                                    max_new_tokens_limit=max(512, args.max_tokens)))
