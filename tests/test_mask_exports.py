@@ -138,3 +138,15 @@ def test_polygons_of_odd_masks() -> None:
     assert mask_polygons(np.zeros((3, 3), bool)) == []
     full = mask_polygons(np.ones((4, 6), bool))
     assert len(full) == 1 and full[0][:, 0].max() == 6 and full[0][:, 1].max() == 4
+
+
+def test_history_keeps_masks(tmp_path: Path) -> None:
+    from app.history import HistoryStore
+
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    record_id = store.add(RECORDS[0])
+    loaded = store.get(record_id)
+    assert loaded is not None and loaded.objects == RECORDS[0].objects
+    assert np.array_equal(loaded.objects[0].mask.to_array(), CAT_MASK)  # type: ignore[union-attr]
+    assert loaded.objects[2].mask is None  # the bird: box only
+    store.close()
