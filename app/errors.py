@@ -81,3 +81,7 @@ class DiskSpaceError(PaliDeskError):
 
 class CatalogError(PaliDeskError):
     """A model name is not in the catalog, or a quantization is not one PaliDesk offers."""
+
+
+class MaskDecoderError(PaliDeskError):
+    """The mask decoder (big_vision's vae-oid.npz) is missing, damaged or not a decoder."""

@@ -135,14 +135,14 @@ def test_coco_numbers_on_a_non_square_image(tmp_path: Path) -> None:
 
 
 def test_coco_from_parsed_model_output(tmp_path: Path) -> None:
-    # <loc> order is y_min x_min y_max x_max on a 1024 grid, scaled per axis:
-    # x: 512/1024*200 = 100, 1023/1024*200 = 199.8046875; y: 256/1024*100 = 25, 75.
-    objects = parse_objects("<loc0256><loc0512><loc0768><loc1023> cat", (WIDTH, HEIGHT))
+    # <loc> order is y_min x_min y_max x_max, code / 1023 of each side (big_vision):
+    # x: 0 -> 0, 1023 -> 200 (the right edge); y: 341/1023*100 = 33.33.., 682 -> 66.66..
+    objects = parse_objects("<loc0341><loc0000><loc0682><loc1023> cat", (WIDTH, HEIGHT))
     target = tmp_path / "coco.json"
     export_coco([_record(objects=objects)], target)
     (annotation,) = json.loads(target.read_text())["annotations"]
-    assert annotation["bbox"] == [100.0, 25.0, 99.8, 50.0]
-    assert annotation["area"] == pytest.approx(99.8046875 * 50, abs=0.01)
+    assert annotation["bbox"] == [0.0, 33.33, 200.0, 33.33]
+    assert annotation["area"] == pytest.approx(200 * 100 / 3, abs=0.01)
 
 
 def test_coco_categories_keep_first_appearance_order(tmp_path: Path) -> None:

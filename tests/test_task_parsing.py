@@ -9,7 +9,7 @@ import pytest
 
 from app.tasks import DetectedObject, IncrementalObjectParser, loc_to_box, parse_objects
 
-SQUARE = (1024, 1024)  # grid value == pixel value, so boxes read off the locs
+SQUARE = (1023, 1023)  # grid value == pixel value (code / 1023 · side), so boxes read off the locs
 DETECT_EXAMPLE = (
     "<loc0010><loc0020><loc0500><loc0600> cat ; <loc0100><loc0100><loc0900><loc0900> dog<eos>"
 )
@@ -50,20 +50,29 @@ def test_detection_example_gives_two_labelled_boxes() -> None:
 
 
 def test_boxes_map_back_to_a_non_square_image() -> None:
-    # 640x480: x = v / 1024 * 640, y = v / 1024 * 480, worked by hand.
+    # 640x480: x = v / 1023 * 640, y = v / 1023 * 480 (big_vision's decoding), by hand:
+    # 20 / 1023 * 640 = 12.512..., 10 / 1023 * 480 = 4.692..., 600 -> 375.366, 500 -> 234.604.
     (cat, dog) = parse_objects(DETECT_EXAMPLE, (640, 480))
-    assert cat.box == (12.5, 4.6875, 375.0, 234.375)
-    assert dog.box == (62.5, 46.875, 562.5, 421.875)
+    assert cat.box == pytest.approx((12.512219, 4.692082, 375.366569, 234.604106))
+    assert dog.box == pytest.approx((62.561095, 46.920821, 563.049853, 422.287390))
     assert cat.loc == (10, 20, 500, 600)
+
+
+def test_a_full_frame_box_reaches_the_image_edge() -> None:
+    for segmentation, tail in ((False, ""), (True, SEGS)):
+        (whole,) = parse_objects(_locs(0, 0, 1023, 1023) + tail + " sky", (640, 480),
+                                 segmentation=segmentation)
+        assert whole.box == (0.0, 0.0, 640.0, 480.0)
 
 
 def test_to_dict_is_json_ready_with_rounded_box() -> None:
     (cat, _) = parse_objects(DETECT_EXAMPLE, (640, 480))
     assert cat.to_dict() == {
         "label": "cat",
-        "box": [12.5, 4.69, 375.0, 234.38],
+        "box": [12.51, 4.69, 375.37, 234.6],
         "loc": [10, 20, 500, 600],
         "seg_codes": None,
+        "mask": None,
     }
 
 
@@ -98,7 +107,7 @@ def test_objects_without_separator_split_at_the_next_loc() -> None:
 
 def test_swapped_min_and_max_still_give_a_proper_box() -> None:
     (found,) = parse_objects(_locs(500, 600, 10, 20) + " cat", (640, 480))
-    assert found.box == (12.5, 4.6875, 375.0, 234.375)
+    assert found.box == pytest.approx((12.512219, 4.692082, 375.366569, 234.604106))
     assert found.loc == (500, 600, 10, 20), "raw values are kept as written"
 
 
@@ -147,16 +156,19 @@ def test_detection_ignores_stray_seg_codes() -> None:
 
 
 @pytest.mark.parametrize("count", [0, 15, 17])
-def test_segmentation_needs_exactly_sixteen_codes(count: int) -> None:
+def test_segment_objects_without_sixteen_codes_keep_their_box(count: int) -> None:
     segs = "".join(f"<seg{n:03d}>" for n in range(count))
     text = _locs(1, 2, 3, 4) + segs + " cat ; " + _locs(5, 6, 7, 8) + SEGS + " dog"
-    assert _labels(parse_objects(text, SQUARE, segmentation=True)) == ["dog"]
+    cat, dog = parse_objects(text, SQUARE, segmentation=True)
+    assert (cat.label, cat.box, cat.seg_codes) == ("cat", (2.0, 1.0, 4.0, 3.0), None)
+    assert (dog.label, dog.seg_codes) == ("dog", SEG_CODES)
 
 
-def test_segmentation_code_beyond_the_codebook_is_skipped() -> None:
+def test_segment_code_beyond_the_codebook_leaves_the_box_without_codes() -> None:
     bad = SEGS.replace("<seg120>", "<seg200>")
     text = _locs(1, 2, 3, 4) + bad + " cat ; " + _locs(5, 6, 7, 8) + SEGS + " dog"
-    assert _labels(parse_objects(text, SQUARE, segmentation=True)) == ["dog"]
+    cat, dog = parse_objects(text, SQUARE, segmentation=True)
+    assert (cat.label, cat.seg_codes, dog.seg_codes) == ("cat", None, SEG_CODES)
 
 
 def test_seg_codes_before_the_box_is_complete_are_skipped() -> None:
@@ -241,7 +253,9 @@ def test_streaming_matches_finished_parse_at_any_split(text: str, segmentation: 
 def test_samples_hold_the_objects_a_user_expects() -> None:
     # Guards the streaming test above against passing on empty results.
     found = [_labels(parse_objects(text, SQUARE, seg)) for text, seg in SAMPLES]
-    assert found == [["cat", "dog"], ["cat", "red car"], ["stop sign"], ["a"], ["whole"]]
+    # "part" has 12 mask codes: it keeps its box, without codes.
+    assert found == [["cat", "dog"], ["cat", "red car"], ["stop sign"], ["a"],
+                     ["part", "whole"]]
 
 
 FRAGMENTS = [
@@ -277,7 +291,7 @@ def test_fuzzed_output_never_raises_and_streams_identically() -> None:
             assert 0 <= left <= right <= size[0] and 0 <= top <= bottom <= size[1]
             assert found.label == found.label.strip() and found.label
             assert all(0 <= value <= 1023 for value in found.loc)
-            assert (found.seg_codes is not None) == segmentation
+            assert segmentation or found.seg_codes is None
         cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, 5))) if text else []
         assert _stream(text, cuts, segmentation, size) == objects
     assert total > 50, "the fuzz should also produce well-formed objects"

@@ -63,7 +63,8 @@ def _save_to(monkeypatch: pytest.MonkeyPatch, path: Path | None) -> None:
 
 
 def test_every_kind_has_a_menu_label() -> None:
-    assert [kind for kind, _ in EXPORT_KINDS] == ["jsonl", "csv", "coco", "yolo", "captions"]
+    assert [kind for kind, _ in EXPORT_KINDS] == ["jsonl", "csv", "coco", "yolo", "yolo_seg",
+                                                  "mask_png", "captions"]
     assert dict(EXPORT_KINDS)["coco"] == "Detections as COCO JSON…"
 
 
@@ -175,3 +176,35 @@ def test_nothing_of_the_right_kind_is_explained(
     assert "detections" in messages[-1][0]
     assert export_records(parent, [], "jsonl") is None
     assert messages[-1] == ("There are no results to export yet.", False)
+
+
+def _segment_record(image: Path) -> HistoryRecord:
+    import numpy as np
+
+    from app.tasks.mask_rle import ObjectMask
+
+    mask = np.zeros((100, 200), bool)
+    mask[20:60, 30:90] = True
+    masked = DetectedObject("cat", (30.0, 20.0, 90.0, 60.0), (205, 153, 614, 460),
+                            tuple(range(16)), ObjectMask.from_array(mask))
+    return _record(image, "segment", "", [masked])
+
+
+def test_mask_pngs_and_yolo_seg(parent: QWidget, records: list[HistoryRecord], tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch,
+                                messages: list[tuple[str, bool]]) -> None:
+    assert export_records(parent, records, "mask_png") is None  # detections have no masks
+    assert "None of these results have masks" in messages[-1][0]
+    segmented = [*records, _segment_record(Path(records[0].image_path))]
+    out = tmp_path / "masks"
+    monkeypatch.setattr(export_actions, "ask_directory", lambda *args: out)
+    summary = export_records(parent, segmented, "mask_png")
+    assert summary is not None
+    assert sorted(p.name for p in summary.written) == ["a-01-cat.png", "masks.json"]
+    seg_out = tmp_path / "seg"
+    monkeypatch.setattr(export_actions, "ask_directory", lambda *args: seg_out)
+    assert export_records(parent, segmented, "yolo_seg") is not None
+    lines = (seg_out / "a.txt").read_text().splitlines()
+    assert len(lines) == 2 and all(line.startswith("0 ") for line in lines)
+    assert len(lines[0].split()) == 9  # the detection: its box's 4 corners
+    assert len(lines[1].split()) > 9  # the mask: its outline's corners

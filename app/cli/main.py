@@ -11,6 +11,7 @@ from pathlib import Path
 from app import __version__
 from app.cli.eval_command import add_eval_parser
 from app.cli.fit_command import add_fit_parser
+from app.cli.masks_command import add_masks_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
 from app.cli.score_command import add_score_parser
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     add_fit_parser(sub)
     add_score_parser(sub)
     add_eval_parser(sub)
+    add_masks_parser(sub)
 
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -76,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--json", action="store_true",
                      help="one JSON object per image on stdout, nothing else")
+    run.add_argument("--mask-decoder", type=Path, metavar="FILE",
+                     help="vae-oid.npz for segment masks (default: the installed one, see "
+                          "`palidesk masks status`)")
     return parser
 
 
@@ -133,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.score_command import run_score
 
             return run_score(args)
+        if args.command == "masks":
+            from app.cli.masks_command import run_masks_command
+
+            return run_masks_command(args)
         if args.command == "models":
             from app.cli.models_command import run_models_command
 

@@ -52,6 +52,8 @@ def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                        "(the default unless Settings say otherwise)")
     cache.add_argument("--no-hf-cache", dest="hf_cache", action="store_false",
                        help="download into PaliDesk's models folder, deleted once prepared")
+    pull.add_argument("--no-mask-decoder", action="store_true",
+                      help="do not also download the mask decoder for the segment task")
 
     imp = models_sub.add_parser(
         "import", parents=[common],
@@ -92,13 +94,19 @@ def _settings():
     return SettingsStore(default_settings_path()).load().settings
 
 
+def models_dir_from(args: argparse.Namespace) -> Path:
+    """``--models-dir`` (where the command has one), else the models folder in Settings."""
+    if getattr(args, "models_dir", None) is not None:
+        return Path(args.models_dir)
+    from app.settings import SettingsStore, default_settings_path
+
+    return Path(SettingsStore(default_settings_path()).load().settings.models_dir)
+
+
 def _installed(args: argparse.Namespace):
     from app.models.installed import InstalledModels
 
-    models_dir = args.models_dir
-    if models_dir is None:
-        models_dir = Path(_settings().models_dir)
-    return InstalledModels(models_dir)
+    return InstalledModels(models_dir_from(args))
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -185,10 +193,29 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
         name = args.name or (cached_repo.split("/")[-1] if cached_repo
                              else Path(args.path).resolve().name)
         request = PrepareRequest(name, quants, local_path=Path(args.path))
+    models = _installed(args)
     with ProgressPrinter() as printer:
-        folder = prepare_model(request, _installed(args), progress=printer)
+        folder = prepare_model(request, models, progress=printer)
     print(f"installed {request.name} in {folder}", file=sys.stderr)
+    if repo_id is not None and not args.no_mask_decoder:
+        _offer_mask_decoder(models.models_dir)
     return 0
+
+
+def _offer_mask_decoder(models_dir: Path) -> None:
+    """Get the segment task's mask decoder with the first model; a failure only warns."""
+    from app.cli.masks_command import pull_decoder
+    from app.errors import PaliDeskError
+    from app.models.mask_decoder import installed_decoder
+
+    if installed_decoder(models_dir) is not None:
+        return
+    try:
+        pull_decoder(models_dir)
+    except PaliDeskError as exc:
+        print(f"warning: the model is installed, but the mask decoder is not: {exc} "
+              "Segment shows boxes only until you run `palidesk masks pull`.",
+              file=sys.stderr)
 
 
 def _download_only(args: argparse.Namespace) -> int:

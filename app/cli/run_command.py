@@ -31,6 +31,11 @@ def request_from_args(args: argparse.Namespace) -> TaskRequest:
 def run_command(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     build_prompt(request)  # refuse bad arguments before loading anything
+    mask_decoder = _mask_decoder(args, request.kind)
+    if mask_decoder is not None:
+        from app.tasks.object_masks import check_decoder
+
+        check_decoder(mask_decoder)  # a bad --mask-decoder file, told before the model loads
     pair = ModelFolder(_model_folder(args.model)).resolve(args.quant)
     options = GenerationOptions(
         max_new_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
@@ -45,7 +50,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         for image in args.images:
             try:
-                _run_one(engine, str(image), request, options, args.json)
+                _run_one(engine, str(image), request, options, args.json, mask_decoder)
             except ImageError as exc:
                 failures += 1
                 if args.json:
@@ -69,11 +74,28 @@ def _model_folder(name_or_path: Path) -> Path:
     return model_folder_for(path, models_dir)
 
 
+def _mask_decoder(args: argparse.Namespace, kind: TaskKind) -> Path | None:
+    """The decoder for segment masks: ``--mask-decoder``, else the installed one, else None."""
+    if kind != TaskKind.SEGMENT:
+        return None
+    if args.mask_decoder is not None:
+        return args.mask_decoder  # run_task checks it and says what is wrong with it
+    from app.cli.models_command import models_dir_from
+    from app.models.mask_decoder import decoder_problem, installed_decoder
+
+    models_dir = models_dir_from(args)
+    found = installed_decoder(models_dir)
+    if found is None and not args.json:
+        print(f"note: {decoder_problem(models_dir)} Segment gives boxes without masks; get "
+              "it with `palidesk masks pull`.", file=sys.stderr)
+    return found
+
+
 def _run_one(engine: Engine, image: str, request: TaskRequest, options: GenerationOptions,
-             as_json: bool) -> None:
+             as_json: bool, mask_decoder: Path | None = None) -> None:
     if not as_json:
         print(f"{image}:", file=sys.stderr)
-    for event in run_task(engine, image, request, options):
+    for event in run_task(engine, image, request, options, mask_decoder=mask_decoder):
         if as_json:
             if isinstance(event, TaskResult):
                 record = event.to_json()
@@ -90,7 +112,8 @@ def _run_one(engine: Engine, image: str, request: TaskRequest, options: Generati
             sys.stdout.write("\n")
             for obj in event.objects:
                 x0, y0, x1, y1 = obj.box
-                print(f"  {obj.label}: ({x0:.0f}, {y0:.0f}) - ({x1:.0f}, {y1:.0f})")
+                area = "" if obj.mask is None else f", mask {obj.mask.area} px"
+                print(f"  {obj.label}: ({x0:.0f}, {y0:.0f}) - ({x1:.0f}, {y1:.0f}){area}")
             t = event.result.timings
             print(
                 f"  [{len(event.result.tokens)} tokens, image "

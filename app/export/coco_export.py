@@ -1,4 +1,5 @@
-"""Detection results as a COCO dataset file (images, categories, box annotations)."""
+"""Detection and segmentation results as a COCO dataset file (images, categories,
+annotations with boxes and, for objects that have a mask, compressed-RLE segmentation)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ def export_coco(records: Iterable[HistoryRecord], path: Path | str) -> ExportSum
 
     Boxes are ``[x, y, width, height]`` in pixels; category ids start at 1 in order of
     first appearance. ``file_name`` is relative to the images' common folder, which is
-    named in ``info.image_root``. Segment records contribute their boxes only: their
-    masks need the VQ-VAE decoder first. Raises ``ExportError``.
+    named in ``info.image_root``. An object with a mask (segment, decoder installed) gets
+    ``segmentation`` as COCO compressed RLE (``{"size": [h, w], "counts": "..."}``, what
+    pycocotools reads) and ``area`` = the mask's pixel count; other objects have no
+    ``segmentation`` and the box's area. Raises ``ExportError``.
     """
     target = Path(path)
     write_text_atomic(target, json.dumps(coco_dataset(records), indent=2) + "\n")
@@ -48,16 +51,18 @@ def coco_dataset(records: Iterable[HistoryRecord]) -> dict[str, object]:
         for obj in record.objects:
             x_min, y_min, x_max, y_max = obj.box
             width, height = x_max - x_min, y_max - y_min
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_ids[record.image_path],
-                    "category_id": categories[obj.label],
-                    "bbox": [round(x_min, 2), round(y_min, 2), round(width, 2), round(height, 2)],
-                    "area": round(width * height, 2),
-                    "iscrowd": 0,
-                }
-            )
+            annotation: dict[str, object] = {
+                "id": len(annotations) + 1,
+                "image_id": image_ids[record.image_path],
+                "category_id": categories[obj.label],
+                "bbox": [round(x_min, 2), round(y_min, 2), round(width, 2), round(height, 2)],
+                "area": round(width * height, 2),
+                "iscrowd": 0,
+            }
+            if obj.mask is not None:
+                annotation["segmentation"] = obj.mask.to_dict()
+                annotation["area"] = obj.mask.area
+            annotations.append(annotation)
     return {
         "info": {
             "description": "Exported by PaliDesk",

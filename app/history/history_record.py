@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.tasks.mask_rle import ObjectMask
 from app.tasks.parsing import DetectedObject
 
 if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
@@ -39,6 +40,7 @@ def object_from_dict(data: Mapping[str, Any]) -> DetectedObject:
         box=(x_min, y_min, x_max, y_max),
         loc=(y_lo, x_lo, y_hi, x_hi),
         seg_codes=None if seg_codes is None else tuple(int(code) for code in seg_codes),
+        mask=ObjectMask.from_dict(data.get("mask")),  # absent in records made before masks
     )
 
 

@@ -28,6 +28,7 @@ class Job:
     queue_key: str = ""  # the window's queue item this job runs for
     image_sha256: str = ""  # known digest of the image's bytes ("" = work it out)
     skip_if_done: bool = False  # "Run all": reuse a stored result instead of running
+    mask_decoder: Path | None = None  # segment: big_vision's vae-oid.npz, if installed
     cancel: CancelFlag = field(default_factory=CancelFlag, compare=False, repr=False)
 
     @property

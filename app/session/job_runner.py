@@ -50,7 +50,8 @@ def execute_job(engine: Engine, job: Job, store: ResultStore) -> Iterator[JobEve
     yield JobStarted(job.job_id)
     result: TaskResult | None = None
     try:
-        for event in run_task(engine, job.image, job.request, job.options, job.cancel):
+        for event in run_task(engine, job.image, job.request, job.options, job.cancel,
+                              mask_decoder=job.mask_decoder):
             if isinstance(event, TaskResult):
                 result = event
             else:

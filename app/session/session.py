@@ -30,13 +30,13 @@ class Session:
 
     def make_job(self, image: Path, request: TaskRequest, options: GenerationOptions,
                  queue_key: str = "", image_sha256: str = "",
-                 skip_if_done: bool = False) -> Job:
+                 skip_if_done: bool = False, mask_decoder: Path | None = None) -> Job:
         """Snapshot a job for the loaded model (raises RuntimeError without one)."""
         if self.model is None:
             raise RuntimeError("no model is loaded")
         self._last_id += 1
         return Job(self._last_id, Path(image), request, options, self.model, queue_key,
-                   image_sha256, skip_if_done)
+                   image_sha256, skip_if_done, mask_decoder)
 
     @property
     def busy(self) -> bool:

@@ -3,11 +3,17 @@
 Per object the model writes four ``<locNNNN>`` tokens (y_min, x_min, y_max, x_max on a
 0..1023 grid of the resized square image), for segmentation sixteen ``<segNNN>`` codes,
 then a space and the label; objects are separated by `` ; ``. The seg codes are kept raw
-here: turning them into a mask needs big_vision's VQ-VAE decoder (see
-docs/paligemma2-engine.md, section 4), which is a separate step.
+here: turning them into a mask needs big_vision's VQ-VAE decoder (app/tasks/masks.py),
+which app/tasks/object_masks.py applies to each finished object.
+
+Locations are decoded as big_vision trains and evaluates them: code / 1023 of the side,
+so ``<loc1023>`` is the image's far edge (dividing by 1024, as the Hugging Face demo
+does, leaves a full-frame box one pixel in 1024 short). Detect and segment share this.
 
 Parsing never raises on model text: malformed objects are skipped, truncated output yields
-the objects that were complete, and everything after ``<eos>`` is ignored.
+the objects that were complete, and everything after ``<eos>`` is ignored. A segment
+object whose mask codes are missing, too few, too many or out of range keeps its box with
+``seg_codes`` None (so it gets no mask).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_GRID = 1024
+from app.tasks.mask_rle import ObjectMask
+
+_GRID = 1023  # the last code is the far edge (big_vision: code / 1023)
 _LOCS = 4
 _SEGS = 16
 _MAX_LOC = 1023
@@ -34,13 +42,15 @@ class DetectedObject:
 
     ``box`` is (x_min, y_min, x_max, y_max) in pixels of the original image; ``loc`` the
     raw (y_min, x_min, y_max, x_max) grid values; ``seg_codes`` the sixteen mask codes
-    for segmentation (not yet decoded into a mask), None for detection.
+    for segmentation, None for detection; ``mask`` the decoded full-image mask once the
+    decoder ran (None for detection, or when no decoder is installed).
     """
 
     label: str
     box: tuple[float, float, float, float]
     loc: tuple[int, int, int, int]
     seg_codes: tuple[int, ...] | None = None
+    mask: ObjectMask | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Return a JSON-ready dict; the box is rounded to hundredths of a pixel."""
@@ -49,6 +59,7 @@ class DetectedObject:
             "box": [round(value, 2) for value in self.box],
             "loc": list(self.loc),
             "seg_codes": None if self.seg_codes is None else list(self.seg_codes),
+            "mask": None if self.mask is None else self.mask.to_dict(),
         }
 
 
@@ -184,9 +195,8 @@ class IncrementalObjectParser:
         if malformed or not label or len(locs) != _LOCS or max(locs) > _MAX_LOC:
             return []
         seg_codes: tuple[int, ...] | None = None
-        if self._segmentation:
-            if len(segs) != _SEGS or max(segs) > _MAX_SEG:
-                return []
+        # A segment object without exactly 16 valid codes keeps its box (no mask).
+        if self._segmentation and len(segs) == _SEGS and max(segs) <= _MAX_SEG:
             seg_codes = tuple(segs)
         y_min, x_min, y_max, x_max = locs
         loc = (y_min, x_min, y_max, x_max)

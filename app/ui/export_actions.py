@@ -18,7 +18,9 @@ from app.export import (
     export_coco,
     export_csv,
     export_jsonl,
+    export_mask_pngs,
     export_yolo,
+    export_yolo_seg,
 )
 from app.export.record_selection import SPATIAL_TASKS
 from app.history.history_record import HistoryRecord
@@ -29,6 +31,8 @@ EXPORT_KINDS: list[tuple[str, str]] = [
     ("csv", "Results as CSV…"),
     ("coco", "Detections as COCO JSON…"),
     ("yolo", "Detections as YOLO labels…"),
+    ("yolo_seg", "Segmentation as YOLO-seg polygons…"),
+    ("mask_png", "Masks as PNG files…"),
     ("captions", "Captions as text files beside the images…"),
 ]
 CAPTION_TASKS = ("caption",)
@@ -157,8 +161,12 @@ def export_records(
     try:
         if kind in _FILE_WRITERS:
             return _export_file(parent, records, kind)
-        if kind == "yolo":
-            return _export_yolo(parent, records, title)
+        if kind in ("yolo", "yolo_seg"):
+            return _export_yolo(parent, records, title, kind)
+        if kind == "mask_png":
+            folder = ask_directory(parent, "Choose a folder for the mask PNG files",
+                                   _start_folder(records))
+            return None if folder is None else export_mask_pngs(records, folder)
         return export_captions_beside_images(
             records, overwrite=OverwriteAnswers(parent), tasks=CAPTION_TASKS
         )
@@ -171,8 +179,13 @@ def _missing_results(records: list[HistoryRecord], kind: str) -> str:
     """Why there is nothing to export as ``kind``, or ""."""
     if not records:
         return "There are no results to export yet."
-    if kind in ("coco", "yolo") and not any(r.task in SPATIAL_TASKS for r in records):
+    if kind in ("coco", "yolo", "yolo_seg") and not any(r.task in SPATIAL_TASKS
+                                                         for r in records):
         return "None of these results are detections; run “Detect objects” or “Segment” first."
+    if kind == "mask_png" and not any(obj.mask is not None for r in records
+                                      for obj in r.objects):
+        return ("None of these results have masks; run “Segment” with the mask decoder "
+                "installed (Models dialog) first.")
     if kind == "captions" and not any(r.task in CAPTION_TASKS for r in records):
         return "None of these results are captions; run a caption task first."
     return ""
@@ -188,7 +201,8 @@ def _export_file(parent: QWidget, records: list[HistoryRecord], kind: str) -> Ex
     return _FILE_WRITERS[kind](records, path)
 
 
-def _export_yolo(parent: QWidget, records: list[HistoryRecord], title: str) -> ExportSummary | None:
+def _export_yolo(parent: QWidget, records: list[HistoryRecord], title: str,
+                 kind: str = "yolo") -> ExportSummary | None:
     folder = ask_directory(parent, "Choose a folder for the YOLO label files",
                            _start_folder(records))
     if folder is None:
@@ -202,7 +216,7 @@ def _export_yolo(parent: QWidget, records: list[HistoryRecord], title: str) -> E
         )
         if not confirm(parent, title, question):
             return None
-    return export_yolo(records, folder)
+    return (export_yolo_seg if kind == "yolo_seg" else export_yolo)(records, folder)
 
 
 def _start_folder(records: list[HistoryRecord]) -> Path:

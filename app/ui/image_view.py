@@ -261,14 +261,17 @@ class ImageView(QGraphicsView):
     # --- overlays ------------------------------------------------------------------------
 
     def add_object(self, obj: DetectedObject) -> None:
-        """Draw ``obj``'s box in its label colour, with a label tag at its top-left."""
-        self._add_overlay(obj)
+        """Draw ``obj``'s box in its label colour, with a label tag at its top-left, and
+        its mask (when it has one) filled translucent in the same colour under the box."""
+        overlay = self._add_overlay(obj)
+        if obj.mask is not None:
+            self._draw_full_mask(overlay, obj.mask.to_array())
 
     def set_objects(self, objs: list[DetectedObject]) -> None:
-        """Replace every overlay with ``objs``."""
+        """Replace every overlay with ``objs`` (boxes, tags and masks)."""
         self.clear_overlays()
         for obj in objs:
-            self._add_overlay(obj)
+            self.add_object(obj)
 
     def clear_overlays(self) -> None:
         """Remove every box, tag and mask (the image stays)."""
@@ -287,7 +290,7 @@ class ImageView(QGraphicsView):
         return [overlay.box for overlay in self._overlays]
 
     def mask_items(self) -> list[QGraphicsItem]:
-        """The mask items drawn by ``set_mask``."""
+        """The mask items, one per object that has a mask (``obj.mask`` or ``set_mask``)."""
         return [overlay.mask for overlay in self._overlays if overlay.mask is not None]
 
     def set_overlays_visible(self, visible: bool) -> None:
@@ -326,6 +329,33 @@ class ImageView(QGraphicsView):
         scale_x = (x_max - x_min) / width if x_max > x_min else 1.0
         scale_y = (y_max - y_min) / height if y_max > y_min else 1.0
         item.setTransform(QTransform.fromScale(scale_x, scale_y))
+        item.setZValue(_Z_MASK)
+        item.setVisible(self._overlays_visible)
+        if overlay.mask is not None:
+            self._scene.removeItem(overlay.mask)
+        self._scene.addItem(item)
+        overlay.mask = item
+
+    def _draw_full_mask(self, overlay: _Overlay, mask: np.ndarray) -> None:
+        """Fill the True pixels of an image-sized bool ``mask`` in the label's colour.
+
+        Only the rectangle around the mask's pixels becomes a pixmap: a full-size RGBA
+        copy of a 12-megapixel photo per object would cost 48 MB each.
+        """
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            return  # an empty mask: the box alone says where the object is
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        inside = mask[top:bottom, left:right]
+        color = color_for_label(overlay.obj.label)
+        rgba = np.zeros((*inside.shape, 4), dtype=np.uint8)
+        rgba[inside] = (color.red(), color.green(), color.blue(), _MASK_ALPHA)
+        height, width = inside.shape
+        image = QImage(rgba.tobytes(), width, height, width * 4, QImage.Format.Format_RGBA8888)
+        item = QGraphicsPixmapItem(QPixmap.fromImage(image.copy()))
+        # Nearest-pixel scaling: the mask is exact per image pixel, so keep its edges crisp.
+        item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        item.setPos(float(left), float(top))
         item.setZValue(_Z_MASK)
         item.setVisible(self._overlays_visible)
         if overlay.mask is not None:

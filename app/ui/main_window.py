@@ -26,10 +26,12 @@ from PySide6.QtWidgets import (
 from app.build_info import gpu_build_advice
 from app.engine.engine import EngineConfig
 from app.history import HistoryStore
+from app.models.mask_decoder import MISSING_NOTICE, installed_decoder
 from app.session import Job, JobOutcome, ResultStore, Session
 from app.session.prefetch import prefetch_order
 from app.session.session import options_from_settings
 from app.settings import Settings, SettingsStore
+from app.tasks.prompts import TaskKind
 from app.ui.drop_target import ImageDropMixin
 from app.ui.engine_worker import EngineThread, LoadedModel, LoadRequest
 from app.ui.first_run_panel import FirstRunPanel
@@ -191,17 +193,29 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         self.actions_.run_all.setEnabled(not reason)
         self.actions_.cancel.setEnabled(self.session.busy)
 
-    def _job(self, item: QueueItem, skip_if_done: bool) -> Job | None:
+    def _job(self, item: QueueItem, skip_if_done: bool, decoder: Path | None = None
+             ) -> Job | None:
         request = self.task_panel.request()
         if request is None or self.session.model is None:
             return None
         return self.session.make_job(item.path, request, options_from_settings(self.settings),
-                                     item.key, item.sha256, skip_if_done)
+                                     item.key, item.sha256, skip_if_done, decoder)
+
+    def _mask_decoder(self) -> Path | None:
+        """Segment draws masks with big_vision's decoder; without it, boxes and a notice."""
+        request = self.task_panel.request()
+        if request is None or request.kind != TaskKind.SEGMENT:
+            return None
+        decoder = installed_decoder(Path(self.settings.models_dir))
+        if decoder is None:
+            self.notices.show_notice(MISSING_NOTICE, action=("Get Mask Decoder…",
+                                                             self.show_models))
+        return decoder
 
     def run_current(self) -> None:
         item = self.queue.current()
         if item is not None and item.status != "error" and self.session.can_run():
-            job = self._job(item, skip_if_done=False)
+            job = self._job(item, skip_if_done=False, decoder=self._mask_decoder())
             if job is not None:
                 self._send(self.session.run_one(job))
 
@@ -209,7 +223,8 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         """Run the task, as it is now, on every runnable image; stored results are shown."""
         if not self.session.can_run():
             return
-        jobs = [self._job(item, skip_if_done=True) for item in self.queue.runnable_items()]
+        decoder = self._mask_decoder()
+        jobs = [self._job(item, True, decoder) for item in self.queue.runnable_items()]
         jobs = [job for job in jobs if job is not None]
         if jobs:
             self._send(self.session.run_all(jobs))

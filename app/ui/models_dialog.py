@@ -1,5 +1,7 @@
 """Models: the catalog with a fit badge per quantization for this machine, the installed
-models, and prepare / import / remove with live progress."""
+models, and prepare / import / remove with live progress; and the mask decoder that
+Segment needs for masks (downloaded with the first model, or got/imported by its own
+buttons)."""
 
 from __future__ import annotations
 
@@ -27,10 +29,12 @@ from app.models.disk_space import format_size
 from app.models.fit import FitChoice, choose, fit_badge
 from app.models.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
 from app.models.installed import InstalledModels, Leftover
+from app.models.mask_decoder import decoder_problem, import_decoder, masks_weights_path
 from app.models.measured_speed import describe_speed, speeds_here
 from app.models.prepare import PrepareRequest
 from app.models.recommend import recommend
 from app.progress import ProgressEvent
+from app.ui.mask_decoder_worker import MaskDecoderThread
 from app.ui.prepare_worker import PrepareThread
 
 BADGE_QUANTS = ("F16", "Q8_0", "Q4_K_M")
@@ -68,7 +72,12 @@ class ModelsDialog(QDialog):
         self.preparer.worker.progress.connect(self._on_progress)
         self.preparer.worker.finished.connect(self._on_prepared)
         self.preparer.worker.failed.connect(self._on_failed)
+        self.decoder_thread = MaskDecoderThread(self)
+        self.decoder_thread.worker.progress.connect(self._on_progress)
+        self.decoder_thread.worker.finished.connect(self._on_decoder_installed)
+        self.decoder_thread.worker.failed.connect(self._on_failed)
         self.busy = False
+        self.downloading_model = False  # a catalog download (not a local import) is running
 
         self.hardware_label = QLabel(self.hardware.summary())
         advice = recommend(self.hardware)
@@ -108,6 +117,10 @@ class ModelsDialog(QDialog):
         self.cancel_button.hide()  # only while something is being prepared
         self.close_buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.close_buttons.rejected.connect(self.reject)
+        self.decoder_label = QLabel()
+        self.decoder_label.setWordWrap(True)
+        self.get_decoder_button = QPushButton("Download Mask Decoder")
+        self.import_decoder_button = QPushButton("Import Mask Decoder…")
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.hardware_label)
@@ -129,6 +142,11 @@ class ModelsDialog(QDialog):
         row.addWidget(self.disk_label)
         layout.addLayout(row)
         row = QHBoxLayout()
+        row.addWidget(self.decoder_label, 1)
+        row.addWidget(self.get_decoder_button)
+        row.addWidget(self.import_decoder_button)
+        layout.addLayout(row)
+        row = QHBoxLayout()
         row.addWidget(self.progress, 1)
         row.addWidget(self.cancel_button)
         layout.addLayout(row)
@@ -141,9 +159,12 @@ class ModelsDialog(QDialog):
         self.use_button.clicked.connect(self.use_selected)
         self.remove_button.clicked.connect(self.remove_selected)
         self.clean_button.clicked.connect(self.clean_up)
-        self.cancel_button.clicked.connect(self.preparer.cancel)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.get_decoder_button.clicked.connect(self.download_decoder)
+        self.import_decoder_button.clicked.connect(self.import_decoder_file)
         self._fill_catalog()
         self.refresh_installed()
+        self.refresh_decoder()
 
     # --- catalog -----------------------------------------------------------------------
 
@@ -263,6 +284,61 @@ class ModelsDialog(QDialog):
                                       f"Delete {name} and its files from this computer?")
         return answer == QMessageBox.StandardButton.Yes
 
+    # --- mask decoder ------------------------------------------------------------------
+
+    def refresh_decoder(self) -> None:
+        """Say whether Segment can draw masks, and offer the buttons when it cannot."""
+        problem = decoder_problem(self.models.models_dir)
+        if problem is None:
+            self.decoder_label.setText(
+                f"Mask decoder installed ({masks_weights_path(self.models.models_dir)}): "
+                "Segment draws masks.")
+        else:
+            self.decoder_label.setText(
+                f"{problem} Without it, Segment shows boxes only. It is big_vision's "
+                "vae-oid.npz (a few megabytes).")
+        self.get_decoder_button.setVisible(problem is not None)
+        self._set_buttons()
+
+    def download_decoder(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self._set_buttons()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText("Downloading the mask decoder…")
+        self.decoder_thread.start_requested.emit(self.models.models_dir)
+
+    def import_decoder_file(self) -> None:
+        if self.busy:
+            return
+        chosen = self.ask_decoder_file()
+        if chosen is None:
+            return
+        try:
+            import_decoder(self.models.models_dir, chosen)
+        except Exception as exc:  # PaliDeskError: a sentence; anything else: still say it
+            self.status.setText(str(exc))
+        else:
+            self.status.setText(f"Installed the mask decoder from {chosen.name}.")
+        self.refresh_decoder()
+
+    def ask_decoder_file(self) -> Path | None:
+        chosen, _ = QFileDialog.getOpenFileName(
+            self, "Import the mask decoder (vae-oid.npz)", "", "NumPy archives (*.npz)")
+        return Path(chosen) if chosen else None
+
+    def _on_decoder_installed(self, path: Path) -> None:
+        self.busy = False
+        self.progress.hide()
+        self.status.setText(f"Mask decoder installed: {path}")
+        self.refresh_decoder()
+
+    def cancel(self) -> None:
+        self.preparer.cancel()
+        self.decoder_thread.cancel()
+
     # --- preparing ---------------------------------------------------------------------
 
     def prepare_selected(self) -> None:
@@ -273,6 +349,7 @@ class ModelsDialog(QDialog):
         quant = choice.quant if choice.device != "none" else "Q4_K_M"
         self.start(PrepareRequest(entry.name, (quant,), repo_id=entry.repo_id,
                                   use_hf_cache=self.use_hf_cache))
+        self.downloading_model = True
 
     def import_folder(self) -> None:
         folder = self.ask_directory()
@@ -288,6 +365,7 @@ class ModelsDialog(QDialog):
         return Path(chosen) if chosen else None
 
     def start(self, request: PrepareRequest) -> None:
+        self.downloading_model = False
         self.busy = True
         self._set_buttons()
         self.progress.setRange(0, 0)
@@ -309,6 +387,11 @@ class ModelsDialog(QDialog):
         self.progress.hide()
         self.status.setText(f"Installed {folder.name}.")
         self.refresh_installed()
+        # A model downloaded from the catalog brings Segment's mask decoder along (once);
+        # a local import does not go online.
+        if self.downloading_model and decoder_problem(self.models.models_dir) is not None:
+            self.download_decoder()
+        self.downloading_model = False
 
     def _on_failed(self, message: str) -> None:
         self.busy = False
@@ -316,9 +399,11 @@ class ModelsDialog(QDialog):
         self.progress.hide()
         self.status.setText(message)
         self.refresh_installed()
+        self.refresh_decoder()
 
     def _set_buttons(self) -> None:
-        for button in (self.prepare_button, self.import_button, self.remove_button):
+        for button in (self.prepare_button, self.import_button, self.remove_button,
+                       self.get_decoder_button, self.import_decoder_button):
             button.setEnabled(not self.busy)
         self.clean_button.setEnabled(not self.busy and bool(self.models.leftovers()))
         self.cancel_button.setEnabled(self.busy)
@@ -326,4 +411,5 @@ class ModelsDialog(QDialog):
 
     def done(self, result: int) -> None:
         self.preparer.stop()
+        self.decoder_thread.stop()
         super().done(result)

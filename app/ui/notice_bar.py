@@ -3,8 +3,10 @@ user only needs to know (skipped files, a settings file kept aside, a failed loa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton
 
 
 class NoticeBar(QFrame):
@@ -23,13 +25,24 @@ class NoticeBar(QFrame):
         close.clicked.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
+        # An optional button that acts on the notice ("Get Mask Decoder…"); hidden otherwise.
+        self.action_button = QPushButton()
+        self.action_button.hide()
+        self.action_button.clicked.connect(self._run_action)
+        self._action: Callable[[], None] | None = None
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.history: list[str] = []
         self.showing_error = False
         self.hide()
 
-    def show_notice(self, message: str, error: bool = False) -> None:
+    def show_notice(self, message: str, error: bool = False,
+                    action: tuple[str, Callable[[], None]] | None = None) -> None:
+        """Show ``message``; ``action`` = (button text, what it does) adds a button."""
+        self._action = None if action is None else action[1]
+        self.action_button.setText("" if action is None else action[0])
+        self.action_button.setVisible(action is not None)
         self.history.append(message)
         self.showing_error = error
         color = "#c62828" if error else "palette(window-text)"
@@ -45,3 +58,7 @@ class NoticeBar(QFrame):
         if self.showing_error:
             self.showing_error = False
             self.hide()
+
+    def _run_action(self) -> None:
+        if self._action is not None:
+            self._action()

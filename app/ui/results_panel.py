@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.history.history_record import HistoryRecord
+from app.tasks.object_masks import mask_area
 from app.tasks.parsing import DetectedObject
 from app.ui.history_dialog import local_time
 
@@ -119,7 +120,7 @@ class ResultsPanel(QWidget):
     window can draw its boxes.
     """
 
-    _COLUMNS = ("", "Label", "Box (x0, y0, x1, y1)")
+    _COLUMNS = ("", "Label", "Box (x0, y0, x1, y1)", "Mask area")
     record_shown = Signal(object)  # HistoryRecord
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -311,6 +312,7 @@ class ResultsPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
 
         self.timings_label = QLabel()
         self.status_label = QLabel()
@@ -373,6 +375,10 @@ class ResultsPanel(QWidget):
         self.table.setItem(row, 1, QTableWidgetItem(obj.label))
         box = ", ".join(str(round(value)) for value in obj.box)
         self.table.setItem(row, 2, QTableWidgetItem(box))
+        area = mask_area(obj)
+        self.table.setItem(row, 3, QTableWidgetItem("" if area is None else f"{area:,} px"))
+        # The mask column only when there are masks (segment with the decoder installed).
+        self.table.setColumnHidden(3, all(o.mask is None for o in self._objects))
         self.table.show()
 
     def _on_list_choice(self, row: QListWidgetItem | None, _previous=None) -> None:
