@@ -447,3 +447,23 @@ def test_the_idle_worker_encodes_the_selected_and_next_images_ahead(qtbot, tmp_p
     record = run_and_wait(qtbot, win)
     assert record.timings["image_cached"] is True and record.timings["image_encode_s"] == 0
     _close(win, qtbot)
+
+
+def test_segment_without_the_decoder_offers_it_and_with_it_jobs_carry_it(
+        qtbot, tmp_path, tiny):
+    from app.models.mask_decoder import import_decoder
+    from mask_weights import write_random_decoder
+
+    models_dir = tmp_path / "models"
+    win = _window(qtbot, tmp_path, tiny, last_task="segment", models_dir=str(models_dir))
+    _queue(qtbot, win, _images(tmp_path, names=("noise_97x150.png",)))
+    win.run_current()
+    assert win.session.running.mask_decoder is None  # boxes only
+    assert "mask decoder" in win.notices.text()
+    assert win.notices.action_button.isVisible()
+    qtbot.waitUntil(lambda: not win.session.busy, timeout=60_000)
+    installed = import_decoder(models_dir, write_random_decoder(tmp_path / "vae-oid.npz"))
+    win.run_current()
+    assert win.session.running.mask_decoder == installed
+    qtbot.waitUntil(lambda: not win.session.busy, timeout=60_000)
+    _close(win, qtbot)

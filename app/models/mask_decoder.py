@@ -30,7 +30,7 @@ from app.errors import (
     PaliDeskError,
 )
 from app.models.disk_space import check_disk_space
-from app.models.download import TIMEOUT, partial_path, write_error
+from app.models.download import write_error
 from app.models.download_progress import ByteProgress
 from app.models.hub_errors import network_error
 from app.progress import CancelFlag, ProgressCallback, no_progress
@@ -43,6 +43,18 @@ FOLDER_NAME = "mask-decoder"
 FILE_NAME = "vae-oid.npz"
 RECORD_SUFFIX = ".json"
 # What the window says when Segment ran without the decoder (with a button to get it).
+# The decoder is one small file from big_vision's bucket, not a Hugging Face repository,
+# so it keeps its own resumable download: bytes gather in NAME.incomplete.
+_PARTIAL_SUFFIX = ".incomplete"
+# Connecting should be quick; a read may stall a while on a slow link before we give up.
+TIMEOUT = httpx2.Timeout(60.0, connect=15.0)
+
+
+def partial_path(final: Path) -> Path:
+    """Where ``final``'s bytes gather until it is complete and verified."""
+    return final.with_name(final.name + _PARTIAL_SUFFIX)
+
+
 MISSING_NOTICE = ("Segment shows boxes only: the mask decoder (big_vision's vae-oid.npz, "
                   "a few megabytes) is not installed.")
 
@@ -129,7 +141,7 @@ def _install(staged: Path, weights: Path, sha256: str, source: str) -> Path:
         _record_path(weights).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         os.replace(staged, weights)
     except OSError as exc:
-        raise write_error(exc, weights) from exc
+        raise write_error(exc, weights.name, weights.parent) from exc
     return weights
 
 
@@ -156,7 +168,7 @@ def import_decoder(models_dir: Path, source: Path) -> Path:
         finally:
             staged.unlink(missing_ok=True)
     except OSError as exc:
-        raise write_error(exc, weights) from exc
+        raise write_error(exc, weights.name, weights.parent) from exc
 
 
 def download_decoder(
@@ -184,7 +196,7 @@ def download_decoder(
     try:
         weights.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise write_error(exc, weights.parent) from exc
+        raise write_error(exc, weights.name, weights.parent) from exc
     partial = partial_path(weights)
     digest = hashlib.sha256()
     have = partial.stat().st_size if partial.exists() else 0
@@ -249,7 +261,8 @@ def _fetch(url: str, partial: Path, have: int, digest, meter: ByteProgress,
     except httpx2.InvalidURL as exc:
         raise DownloadError(f"{url} is not a valid address.") from exc
     except OSError as exc:
-        raise write_error(exc, partial) from exc
+        # Named after the decoder, never the temporary file the bytes gather in.
+        raise write_error(exc, partial.name.removesuffix(_PARTIAL_SUFFIX), partial.parent) from exc
     size = partial.stat().st_size
     if total and size < total:
         raise NetworkError(
