@@ -211,3 +211,18 @@ def test_bad_arguments_are_refused_in_plain_words(model, tmp_path):
                     "--resume")
     assert done.returncode == 1 and "not a palidesk batch record" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ray_without_the_extra_says_how_to_install_it(model, tmp_path):
+    fake = tmp_path / "site" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('ray is not here')\n")
+    out = tmp_path / "r.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "batch", str(IMAGES), "--model", str(model),
+         "--task", "caption", "--out", str(out), "--ray", "local"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(fake.parent)},
+    )
+    assert done.returncode == 1 and "palidesk[cluster]" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()

@@ -70,9 +70,13 @@ def test_ray_local_gives_the_local_batch_records_and_resumes_like_it(converted, 
     print(f"\nlocal batch {local_s:.1f} s, Ray local (2 workers) {ray_s:.1f} s", file=sys.stderr)
 
 
-def test_ray_errors_are_plain_sentences(converted, tmp_path):
+def test_a_worker_pool_that_cannot_start_is_refused_before_anything_runs(converted, tmp_path):
     model = converted("pg2-tiny-224")
-    done = batch(tmp_path, "--model", model, "--task", "caption", "--out", tmp_path / "r.jsonl",
+    out = tmp_path / "r.jsonl"
+    done = batch(tmp_path, "--model", model, "--task", "caption", "--out", out,
                  "--ray", "local", "--ray-cpus-per-worker", "999")
     assert done.returncode == 1 and "lower --ray-cpus-per-worker" in done.stderr
-    assert "Traceback" not in done.stderr
+    done = batch(tmp_path, "--model", model, "--task", "caption", "--out", out,
+                 "--ray", "local", "--ray-workers", "999", "--ray-cpus-per-worker", "1")
+    assert done.returncode == 1 and "lower --ray-workers" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()

@@ -28,5 +28,9 @@ class BatchProgress:
             self._bar.total -= 1
         self._bar.refresh()
 
+    def write(self, line: str) -> None:
+        """Print a line to stderr without breaking the bar."""
+        self._bar.write(line, file=sys.stderr)
+
     def close(self) -> None:
         self._bar.close()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import time
 from dataclasses import dataclass, replace
 
 from app.batch.job import BatchJob
@@ -42,9 +44,13 @@ def run_on_ray(job: BatchJob, inputs: list[str], limit: int | None, total: int |
                settings: RaySettings, log: ResultsLog, summary: BatchSummary,
                progress: BatchProgress) -> None:
     ray = _import_ray()
+    start = time.monotonic()
     started_here = _connect(ray, settings)
     try:
         settings = _fit_to_cluster(ray, settings)
+        print(f"Ray: connected in {time.monotonic() - start:.1f} s; {settings.workers} "
+              f"workers, each {settings.cpus_per_worker:g} CPU, "
+              f"{settings.gpus_per_worker:g} GPU", file=sys.stderr)
         _run(ray, job, inputs, limit, total, settings, log, summary, progress)
     except (ray.exceptions.RayError, RuntimeError) as exc:
         raise RayError(f"The Ray pipeline failed: {_root_cause(exc)}") from exc
@@ -79,8 +85,34 @@ def _run(ray, job, inputs, limit, total, settings, log, summary, progress) -> No
         num_cpus=settings.cpus_per_worker,
         num_gpus=settings.gpus_per_worker,
     )
+    start = time.monotonic()
+    first_s = 0.0
+    loads: list[float] = []
     for row in labelled.iter_rows():
+        first_s = first_s or time.monotonic() - start
         settle(_outcome(row), log, summary, progress)
+        if row["load_s"] >= 0:
+            loads.append(float(row["load_s"]))
+    if loads:
+        progress.write(f"Ray: first image back {first_s:.1f} s after the pipeline started; "
+                       f"engine load per worker {min(loads):.1f}-{max(loads):.1f} s "
+                       f"({len(loads)} workers)")
+
+
+def check_ray_settings(settings: RaySettings) -> None:
+    """Refuse, before anything starts, what can be known wrong here: Ray not installed,
+    or (`--ray local`, i.e. this machine) a worker pool that could never be placed."""
+    _import_ray()
+    if settings.address != "local":
+        return
+    cpus = os.cpu_count() or 1
+    if settings.cpus_per_worker > cpus:
+        raise RayError(f"Each worker asks for {settings.cpus_per_worker:g} CPUs but this "
+                       f"machine has {cpus}; lower --ray-cpus-per-worker.")
+    if settings.workers is not None and settings.workers * settings.cpus_per_worker > cpus:
+        raise RayError(f"{settings.workers} workers of {settings.cpus_per_worker:g} CPUs need "
+                       f"more than this machine's {cpus}; lower --ray-workers or "
+                       "--ray-cpus-per-worker.")
 
 
 def _fit_to_cluster(ray, settings: RaySettings) -> RaySettings:

@@ -19,6 +19,11 @@ class BatchSummary:
     def failed(self) -> int:
         return len(self.failures)
 
+    @property
+    def touched(self) -> int:
+        """Images dealt with so far, whatever became of them."""
+        return self.labelled + self.duplicates + self.skipped + self.failed
+
     def lines(self, results: str) -> list[str]:
         """The summary for a person, naming the results file."""
         rate = (f" ({(self.labelled + self.failed) / self.seconds:.2f} images/s)"

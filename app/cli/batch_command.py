@@ -9,8 +9,15 @@ import time
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.tasks import LANGUAGES, CaptionStyle, TaskKind
+
+if TYPE_CHECKING:  # the parser is built on every start: the batch modules load lazily
+    from app.batch.job import BatchJob
+    from app.batch.progress_bar import BatchProgress
+    from app.batch.ray_run import RaySettings
+    from app.batch.summary import BatchSummary
 
 
 def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,6 +107,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     )
     print(f"model: {job.model.name} ({job.model.quantization}); prompt: {job.prompt!r}",
           file=sys.stderr)
+    ray_settings = _ray_settings(args) if args.ray else None
     total = count_image_paths(args.inputs)
     total = total if args.limit is None else min(total, args.limit)
     summary = BatchSummary()
@@ -112,37 +120,54 @@ def run_batch_command(args: argparse.Namespace) -> int:
         progress = BatchProgress(total, enabled=False if args.no_progress else None)
         start = time.monotonic()
         try:
-            if args.ray:
-                _run_on_ray(args, job, total, log, summary, progress)
+            if ray_settings is not None:
+                from app.batch.ray_run import run_on_ray
+
+                run_on_ray(_job_for_ray(job, ray_settings), list(args.inputs), args.limit, total,
+                           ray_settings, log, summary, progress)
             else:
                 from app.batch.local_run import run_local
 
                 images = islice(iter_image_paths(args.inputs), args.limit)
                 run_local(job, images, log, summary, progress)
-        finally:
+        except BaseException:
             progress.close()
-            summary.seconds = time.monotonic() - start
-            for line in summary.lines(str(args.out)):
-                print(line, file=sys.stderr)
+            if summary.touched:  # say what was finished before the error or Ctrl+C
+                _print_summary(progress, summary, start, args.out)
+            raise
+        _print_summary(progress, summary, start, args.out)
     if args.export:
         _export(args, job)
     return 1 if summary.failed else 0
 
 
-def _run_on_ray(args, job, total, log, summary, progress) -> None:
-    from app.batch.ray_run import RaySettings, run_on_ray
+def _print_summary(progress: BatchProgress, summary: BatchSummary, start: float,
+                   out: Path) -> None:
+    progress.close()
+    summary.seconds = time.monotonic() - start
+    for line in summary.lines(str(out)):
+        print(line, file=sys.stderr)
+
+
+def _ray_settings(args: argparse.Namespace) -> RaySettings:
+    """The Ray options, checked before the results file is touched (and Ray imported,
+    so a missing extra is said at once)."""
+    from app.batch.ray_run import RaySettings, check_ray_settings
 
     gpus = args.ray_gpus_per_worker
     cpus = args.ray_cpus_per_worker or args.threads or (1 if gpus > 0 else 2)
-    # Each worker's engine uses the CPUs it reserved, unless --threads says otherwise.
-    job = replace(job, threads=args.threads or max(1, math.floor(cpus)))
     settings = RaySettings(address=args.ray, workers=args.ray_workers,
                            cpus_per_worker=cpus, gpus_per_worker=gpus)
-    print(f"Ray: {args.ray}, {cpus:g} CPU and {gpus:g} GPU per worker", file=sys.stderr)
-    run_on_ray(job, list(args.inputs), args.limit, total, settings, log, summary, progress)
+    check_ray_settings(settings)
+    return settings
 
 
-def _export(args: argparse.Namespace, job) -> None:
+def _job_for_ray(job: BatchJob, settings: RaySettings) -> BatchJob:
+    # Each worker's engine uses the CPUs it reserved, unless --threads says otherwise.
+    return replace(job, threads=job.threads or max(1, math.floor(settings.cpus_per_worker)))
+
+
+def _export(args: argparse.Namespace, job: BatchJob) -> None:
     from app.batch.export import default_destination, export_results
 
     destination = args.export_to or default_destination(args.out, args.export)
