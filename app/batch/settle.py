@@ -8,6 +8,8 @@ results written twice.
 
 from __future__ import annotations
 
+import time
+
 from app.batch.labeler import Outcome
 from app.batch.progress_bar import BatchProgress
 from app.batch.results_log import ResultsLog
@@ -29,6 +31,7 @@ def settle(outcome: Outcome, log: ResultsLog, summary: BatchSummary,
         return
     assert outcome.record is not None
     log.append(outcome.record)
+    summary.ran(time.monotonic())
     if outcome.kind == "failed":
         summary.failures.append((outcome.image, str(outcome.record["error"])))
     else:
