@@ -200,6 +200,10 @@ def test_bad_arguments_are_refused_in_plain_words(model, tmp_path):
     done = palidesk("batch", tmp_path / "nowhere", "--model", model, "--task", "caption",
                     "--out", out)
     assert done.returncode == 1 and "does not exist" in done.stderr and not out.exists()
+    (tmp_path / "empty").mkdir()
+    done = palidesk("batch", tmp_path / "empty", "--model", model, "--task", "caption",
+                    "--out", out)
+    assert done.returncode == 1 and "No images found" in done.stderr and not out.exists()
     done = palidesk("batch", IMAGES, "--model", "no-such-model", "--task", "caption",
                     "--out", out)
     assert done.returncode == 1 and "neither a model folder nor an installed" in done.stderr

@@ -86,7 +86,13 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
-    from app.batch.inputs import check_inputs, count_image_paths, iter_image_paths
+    from app.batch.inputs import (
+        IMAGE_SUFFIXES,
+        BatchInputError,
+        check_inputs,
+        count_image_paths,
+        iter_image_paths,
+    )
     from app.batch.job import BatchJob
     from app.batch.progress_bar import BatchProgress
     from app.batch.results_log import ResultsLog
@@ -109,6 +115,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
           file=sys.stderr)
     ray_settings = _ray_settings(args) if args.ray else None
     total = count_image_paths(args.inputs)
+    if total == 0:
+        raise BatchInputError(
+            f"No images found in {' '.join(args.inputs)} (looked for files ending in "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}).")
     total = total if args.limit is None else min(total, args.limit)
     summary = BatchSummary()
     with ResultsLog(args.out, resume=args.resume) as log:
@@ -173,8 +183,8 @@ def _export(args: argparse.Namespace, job: BatchJob) -> None:
     destination = args.export_to or default_destination(args.out, args.export)
     result = export_results(args.out, job, args.export, destination,
                             overwrite=args.overwrite_captions)
-    where = destination if destination is not None else "beside the images"
-    print(f"exported {args.export}: {len(result.written)} files written to {where}"
+    where = f"to {destination}" if destination is not None else "beside the images"
+    print(f"exported {args.export}: {len(result.written)} files written {where}"
           + (f", {len(result.skipped)} left as they were" if result.skipped else ""),
           file=sys.stderr)
 
