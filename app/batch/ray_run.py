@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -172,17 +173,27 @@ def _connect(ray, settings: RaySettings) -> bool:
     return True
 
 
+# How a worker's PaliDesk error reads once Ray has turned it into text (actor deaths
+# carry only the formatted traceback): "app.errors.EngineError: The model folder ...".
+_PALIDESK_LINE = re.compile(r"^app\.[\w.]*?(?:Error|Exception): (.+)$", re.MULTILINE)
+
+
 def _root_cause(exc: BaseException) -> str:
-    """The innermost error of a worker's failure: a PaliDesk message as it is, anything
-    else as "Type: message" (Ray wraps it in layers of its own)."""
+    """The PaliDesk message inside a worker's failure if there is one, else the
+    innermost error Ray wrapped, as "Type: message"."""
+    layers: list[BaseException] = []
     seen: BaseException | None = exc
-    deepest = exc
-    for _ in range(20):  # a cause chain is short; never loop on a cycle
-        if seen is None:
-            break
-        deepest = seen
-        if isinstance(seen, PaliDeskError):
-            return str(seen)
+    while seen is not None and len(layers) < 20:  # short chains; never loop on a cycle
+        layers.append(seen)
         seen = getattr(seen, "cause", None) or seen.__cause__
-    lines = str(deepest).strip().splitlines()
-    return f"{type(deepest).__name__}: {lines[-1] if lines else ''}"
+    for layer in layers:
+        if isinstance(layer, PaliDeskError):
+            return str(layer)
+    for layer in layers:
+        if found := _PALIDESK_LINE.findall(str(layer)):
+            return found[-1].strip()
+    for layer in reversed(layers):
+        lines = [line for line in str(layer).strip().splitlines() if line.strip()]
+        if lines:
+            return f"{type(layer).__name__}: {lines[-1].strip()}"
+    return type(exc).__name__
