@@ -6,6 +6,7 @@ which is what makes their records identical.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from app.engine.engine import EngineConfig
@@ -27,7 +28,9 @@ class ModelIdentity:
 
     @classmethod
     def of(cls, pair: ModelPair) -> ModelIdentity:
-        return cls(str(pair.folder.resolve()), pair.folder.name, pair.pair_id, pair.quant)
+        # Absolute but not resolved: a symlink such as /shared/models must stay the path
+        # the workers open, not wherever it points on the driver's machine.
+        return cls(os.path.abspath(pair.folder), pair.folder.name, pair.pair_id, pair.quant)
 
 
 @dataclass(frozen=True)
