@@ -207,6 +207,9 @@ def test_bad_arguments_are_refused_in_plain_words(model, tmp_path):
     done = palidesk("batch", IMAGES, "--model", "no-such-model", "--task", "caption",
                     "--out", out)
     assert done.returncode == 1 and "neither a model folder nor an installed" in done.stderr
+    done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--out", out,
+                    "--export", "yolo")
+    assert done.returncode == 1 and "needs --task detect" in done.stderr and not out.exists()
     done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--limit", "0",
                     "--out", out)
     assert done.returncode == 2 and "must be 1 or more" in done.stderr

@@ -15,6 +15,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from app.batch.job import BatchJob
 from app.batch.labeler import Outcome
@@ -60,7 +61,9 @@ def run_on_ray(job: BatchJob, inputs: list[str], limit: int | None, total: int |
             ray.shutdown()
 
 
-def _run(ray, job, inputs, limit, total, settings, log, summary, progress) -> None:
+def _run(ray: Any, job: BatchJob, inputs: list[str], limit: int | None, total: int | None,
+         settings: RaySettings, log: ResultsLog, summary: BatchSummary,
+         progress: BatchProgress) -> None:
     from ray.data import ActorPoolStrategy, DataContext
 
     from app.batch.ray_labeler import RayLabeler
@@ -116,7 +119,7 @@ def check_ray_settings(settings: RaySettings) -> None:
                        "--ray-cpus-per-worker.")
 
 
-def _fit_to_cluster(ray, settings: RaySettings) -> RaySettings:
+def _fit_to_cluster(ray: Any, settings: RaySettings) -> RaySettings:
     """Check the per-worker request fits the cluster and pick the worker count if unset:
     an actor that can never be placed would make the pipeline wait forever."""
     resources = ray.cluster_resources()
@@ -135,13 +138,13 @@ def _fit_to_cluster(ray, settings: RaySettings) -> RaySettings:
     return replace(settings, workers=max(1, int(fit)))
 
 
-def _outcome(row: dict) -> Outcome:
+def _outcome(row: dict[str, Any]) -> Outcome:
     record = json.loads(row["record"]) if row["record"] else None
     return Outcome(str(row["image"]), row["kind"], bytes.fromhex(row["content"]),
                    bytes.fromhex(row["entry"]), record)
 
 
-def _import_ray():
+def _import_ray() -> Any:  # the ray module
     try:
         import ray
         import ray.data
@@ -153,7 +156,7 @@ def _import_ray():
     return ray
 
 
-def _connect(ray, settings: RaySettings) -> bool:
+def _connect(ray: Any, settings: RaySettings) -> bool:
     """Start or join Ray; True when this process started it (and must stop it)."""
     if ray.is_initialized():
         return False

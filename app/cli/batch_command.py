@@ -102,6 +102,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     from app.engine.events import GenerationOptions
 
     check_inputs(args.inputs)
+    _check_export(args)
     gpu_layers = args.gpu_layers
     if gpu_layers is None:
         gpu_layers = -1 if args.ray and args.ray_gpus_per_worker > 0 else 0
@@ -175,6 +176,19 @@ def _ray_settings(args: argparse.Namespace) -> RaySettings:
 def _job_for_ray(job: BatchJob, settings: RaySettings) -> BatchJob:
     # Each worker's engine uses the CPUs it reserved, unless --threads says otherwise.
     return replace(job, threads=job.threads or max(1, math.floor(settings.cpus_per_worker)))
+
+
+def _check_export(args: argparse.Namespace) -> None:
+    """Refuse an export that would come out empty or meaningless, before the batch."""
+    from app.errors import ExportError
+
+    spatial = TaskKind(args.task).is_spatial
+    if args.export in ("coco", "yolo") and not spatial:
+        raise ExportError(f"--export {args.export} writes boxes: it needs --task detect or "
+                          "segment.")
+    if args.export == "captions" and spatial:
+        raise ExportError("--export captions writes text answers; for detect or segment "
+                          "use --export coco or yolo.")
 
 
 def _export(args: argparse.Namespace, job: BatchJob) -> None:
