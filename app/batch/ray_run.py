@@ -170,8 +170,9 @@ def _connect(ray: Any, settings: RaySettings) -> bool:
         ray.init(address=settings.address, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RayError(
-            f"Cannot join the Ray cluster at {settings.address!r}: {exc}. Start one with "
-            "`ray start --head`, or use --ray local for a Ray instance on this machine."
+            f"Cannot join the Ray cluster at {settings.address!r}: {str(exc).rstrip('.')}. "
+            "Start one with `ray start --head`, or use --ray local for a Ray instance on "
+            "this machine."
         ) from exc
     return True
 
