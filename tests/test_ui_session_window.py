@@ -397,6 +397,8 @@ def test_queue_names_elide_in_the_middle_with_the_path_in_the_tooltip(qtbot, tmp
     assert not widget.wordWrap()
     assert widget.textElideMode().name == "ElideMiddle"
     assert str(long_name) in widget.item(0).toolTip()
+    shown_name = widget.item(0).text().split("\n")[0]
+    assert "…" in shown_name and shown_name.endswith("end.png")  # the middle went
     _close(win)
 
 
@@ -451,8 +453,9 @@ def test_the_idle_worker_encodes_the_selected_and_next_images_ahead(qtbot, tmp_p
 
 def test_segment_without_the_decoder_offers_it_and_with_it_jobs_carry_it(
         qtbot, tmp_path, tiny):
-    from app.models.mask_decoder import import_decoder
     from mask_weights import write_random_decoder
+
+    from app.models.mask_decoder import import_decoder
 
     models_dir = tmp_path / "models"
     win = _window(qtbot, tmp_path, tiny, last_task="segment", models_dir=str(models_dir))

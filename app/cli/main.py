@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
+from app.cli.batch_command import add_batch_parser
 from app.cli.eval_command import add_eval_parser
 from app.cli.fit_command import add_fit_parser
 from app.cli.masks_command import add_masks_parser
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     add_score_parser(sub)
     add_eval_parser(sub)
     add_masks_parser(sub)
+    add_batch_parser(sub)
 
     run = sub.add_parser("run", help="run a task on images")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -146,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.cli.models_command import run_models_command
 
             return run_models_command(args)
+        if args.command == "batch":
+            from app.cli.batch_command import run_batch_command
+
+            return run_batch_command(args)
         from app.cli.run_command import run_command
 
         return run_command(args)

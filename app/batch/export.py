@@ -1,0 +1,80 @@
+"""``--export``: the batch's records through the same writers as File › Export Results.
+
+The writers take history records; batch lines carry the same fields (``image``,
+``image_sha256``, ``image_size``, ``objects``...), so each line becomes one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.export import ExportSummary, export_captions_beside_images, export_coco, export_yolo
+from app.history.history_record import HistoryRecord, object_from_dict
+
+if TYPE_CHECKING:  # the job module loads llama.cpp; the CLI parser imports this one
+    from app.batch.job import BatchJob
+
+EXPORT_FORMATS = ("coco", "yolo", "captions")
+
+
+def default_destination(results: Path, fmt: str) -> Path | None:
+    """Where an export goes unless told: beside the results file (captions: beside
+    each image, so None)."""
+    if fmt == "coco":
+        return results.with_name(results.stem + ".coco.json")
+    if fmt == "yolo":
+        return results.with_name(results.stem + "-yolo")
+    return None
+
+
+def export_results(results: Path, job: BatchJob, fmt: str, destination: Path | None,
+                   overwrite: bool = False) -> ExportSummary:
+    """Export the records of ``job`` (its prompt, model and quantization) in ``results``.
+
+    Failed images are left out. Captions never replace an existing ``.txt`` unless
+    ``overwrite``. Raises ``ExportError``.
+    """
+    records = list(_job_records(results, job))
+    if fmt == "coco":
+        assert destination is not None
+        return export_coco(records, destination)
+    if fmt == "yolo":
+        assert destination is not None
+        return export_yolo(records, destination)
+    return export_captions_beside_images(records, overwrite=lambda _path: overwrite,
+                                         tasks=(job.request.kind.value,))
+
+
+def _job_records(results: Path, job: BatchJob) -> Iterator[HistoryRecord]:
+    model = job.model
+    with results.open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            if ("error" in record or record.get("prompt") != job.prompt
+                    or record.get("model_id") != model.pair_id
+                    or record.get("quantization") != model.quantization):
+                continue
+            yield history_record(record)
+
+
+def history_record(record: dict[str, Any]) -> HistoryRecord:
+    """A batch line as the history keeps a result."""
+    width, height = record["image_size"]
+    return HistoryRecord(
+        image_path=record["image"],
+        image_sha256=record.get("image_sha256") or "",
+        image_width=int(width),
+        image_height=int(height),
+        task=record["task"],
+        prompt=record["prompt"],
+        model=record.get("model", ""),
+        quantization=record.get("quantization", ""),
+        text=record["text"],
+        objects=[object_from_dict(obj) for obj in record["objects"]],
+        timings=record.get("timings", {}),
+        stop_reason=record.get("stop_reason", ""),
+        tokens=record.get("tokens", []),
+    )

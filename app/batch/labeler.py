@@ -1,0 +1,109 @@
+"""One image in, one outcome out: skipped, copied from a duplicate, labelled, or failed.
+
+The engine is loaded once per labeler (once per process locally, once per Ray actor).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.batch.job import BatchJob
+from app.batch.record_keys import content_key, entry_key
+from app.batch.results_log import KnownResults
+from app.engine.engine import Engine
+from app.errors import EngineError, PaliDeskError
+from app.history.history_record import file_sha256
+from app.models.model_folder import ModelFolder
+from app.tasks.task_runner import TaskResult, run_task
+
+OutcomeKind = Literal["skipped", "duplicate", "labelled", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one image. ``record`` is set for "labelled" and "failed"."""
+
+    image: str
+    kind: OutcomeKind
+    content: bytes
+    entry: bytes
+    record: dict[str, Any] | None = field(default=None, compare=False)
+
+
+class ImageLabeler:
+    """Runs a BatchJob's task on images with one loaded engine."""
+
+    def __init__(self, job: BatchJob) -> None:
+        self.job = job
+        pair = ModelFolder(job.model.folder).resolve(job.model.quantization)
+        if pair.pair_id != job.model.pair_id:
+            raise EngineError(
+                f"The model folder {job.model.folder} on this machine holds another model "
+                "than the one the batch started with. Every worker must see the same "
+                "folder (a shared path, see docs/scaling.md)."
+            )
+        self.engine = Engine()
+        self.engine.load(pair, job.engine_config())
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def label(self, image: str, known: KnownResults) -> Outcome:
+        """Label ``image`` (an absolute path) unless ``known`` already has its result."""
+        digest, problem = _fingerprint(image)
+        model = self.job.model
+        content = content_key(digest, image, self.job.prompt, model.pair_id, model.quantization)
+        entry = entry_key(content, image)
+        if known.has_entry(entry):
+            return Outcome(image, "skipped", content, entry)
+        if known.has_content(content):
+            return Outcome(image, "duplicate", content, entry)
+        if problem is not None:
+            return Outcome(image, "failed", content, entry, self._error(image, digest, problem))
+        try:
+            result = self._run(image)
+        except PaliDeskError as exc:  # unreadable image, or the engine refused this one
+            return Outcome(image, "failed", content, entry, self._error(image, digest, str(exc)))
+        record = result.to_json()
+        record["image"] = image
+        record.update(self._identity(digest))
+        return Outcome(image, "labelled", content, entry, record)
+
+    def _run(self, image: str) -> TaskResult:
+        final = None
+        for event in run_task(self.engine, image, self.job.request, self.job.options):
+            if isinstance(event, TaskResult):
+                final = event
+        assert final is not None  # run_task always ends with its TaskResult
+        return final
+
+    def _identity(self, digest: str | None) -> dict[str, Any]:
+        model = self.job.model
+        return {"image_sha256": digest, "model": model.name, "model_id": model.pair_id,
+                "quantization": model.quantization}
+
+    def _error(self, image: str, digest: str | None, message: str) -> dict[str, Any]:
+        return {"image": image, "error": message, "task": self.job.request.kind.value,
+                "prompt": self.job.prompt, **self._identity(digest)}
+
+
+def _fingerprint(image: str) -> tuple[str | None, str | None]:
+    """(SHA-256 of the file's bytes, None) or (None, why it cannot be read)."""
+    name = os.path.basename(image)
+    try:
+        info = os.stat(image)
+    except FileNotFoundError:
+        return None, f"{image} does not exist."
+    except OSError as exc:
+        return None, f"{name} cannot be read ({exc.strerror})."
+    if stat.S_ISDIR(info.st_mode):
+        return None, f"{image} is a folder, not an image."
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+        return None, f"{name} is not a regular file."
+    try:
+        return file_sha256(image), None
+    except OSError as exc:
+        return None, f"{name} cannot be read ({exc.strerror})."
