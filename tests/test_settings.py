@@ -21,7 +21,6 @@ from app.settings import (
     default_settings_path,
     migrate,
 )
-from app.settings.settings import MAX_RECENT_FOLDERS
 
 BACKUP_NAME = re.compile(r"^settings\.json\.bad-\d{8}-\d{6}(-\d+)?$")
 
@@ -59,7 +58,6 @@ def test_defaults_are_automatic_and_greedy() -> None:
     assert settings.gpu_layers is None and settings.threads is None
     assert settings.temperature == 0.0 and settings.max_new_tokens == 128
     assert settings.quantization == "auto" and settings.model_folder is None
-    assert settings.recent_folders == []
 
 
 def test_save_then_load_round_trips_every_field(tmp_path: Path) -> None:
@@ -81,7 +79,6 @@ def test_save_then_load_round_trips_every_field(tmp_path: Path) -> None:
         detect_classes="cat; dog",
         window_geometry="AdnQywADAAA=",
         window_state="AAAA/w==",
-        recent_folders=["/photos/a", "/photos/b"],
     )
     store.save(settings)
     result = store.load()
@@ -208,7 +205,7 @@ def test_a_field_of_the_wrong_type_falls_back_alone(tmp_path: Path) -> None:
             "schema_version": 1,
             "threads": "four",
             "max_new_tokens": True,
-            "recent_folders": ["/ok", 3],
+            "detect_classes": ["cat", 3],
             "model_folder": 12,
             "seed": 99,
             "language": "fr",
@@ -218,13 +215,13 @@ def test_a_field_of_the_wrong_type_falls_back_alone(tmp_path: Path) -> None:
     settings = result.settings
     assert settings.threads is None
     assert settings.max_new_tokens == 128
-    assert settings.recent_folders == []
+    assert settings.detect_classes == ""
     assert settings.model_folder is None
     assert settings.seed == 99 and settings.language == "fr"
     assert not _backups(store)  # the file itself was fine
     warning = result.warning
     assert warning is not None
-    for name in ("threads", "max_new_tokens", "recent_folders", "model_folder"):
+    for name in ("threads", "max_new_tokens", "detect_classes", "model_folder"):
         assert name in warning
     assert "seed" not in warning and "language" not in warning
     assert "a whole number or empty" in warning
@@ -352,19 +349,3 @@ def test_a_failing_migration_sets_the_file_aside(
     assert result.settings == Settings()
     assert result.warning is not None and "upgraded from settings version 0" in result.warning
     assert len(_backups(store)) == 1
-
-
-def test_recent_folders_are_deduplicated_and_capped(tmp_path: Path) -> None:
-    settings = Settings()
-    for index in range(MAX_RECENT_FOLDERS + 3):
-        settings.remember_folder(f"/f{index}")
-    settings.remember_folder("/f5")
-    assert settings.recent_folders[0] == "/f5"
-    assert len(settings.recent_folders) == MAX_RECENT_FOLDERS
-    assert len(set(settings.recent_folders)) == MAX_RECENT_FOLDERS
-
-    store = _store(tmp_path)
-    folders = ["/a", "/a"] + [f"/x{index}" for index in range(20)]
-    _write(store, {"schema_version": 1, "recent_folders": folders})
-    loaded = store.load().settings.recent_folders
-    assert loaded[:2] == ["/a", "/x0"] and len(loaded) == MAX_RECENT_FOLDERS

@@ -139,6 +139,12 @@ def _read_config(folder: Path) -> dict:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
         raise ConversionError(f"config.json cannot be read ({exc}).") from exc
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(part, {}), dict) for part in ("text_config", "vision_config")
+    ):
+        raise ConversionError(
+            "config.json does not describe a model (it is not a set of named settings)."
+        )
     if config.get("model_type") != "paligemma":
         raise ConversionError(
             f"This checkpoint is a {config.get('model_type', 'unknown')!r} model, not PaliGemma."

@@ -111,16 +111,6 @@ class OverwriteAnswers:
         return answer in (QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.YesToAll)
 
 
-def describe_summary(summary: ExportSummary) -> str:
-    """A sentence such as "Exported 3 files; skipped 1 file."."""
-    written = len(summary.written)
-    text = f"Exported {written} file" + ("" if written == 1 else "s")
-    if summary.skipped:
-        skipped = len(summary.skipped)
-        text += f"; skipped {skipped} file" + ("" if skipped == 1 else "s")
-    return text + "."
-
-
 def export_records(
     parent: QWidget, records: list[HistoryRecord], kind: str
 ) -> ExportSummary | None:

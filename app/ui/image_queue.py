@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.image_input import open_image
+from app.engine.image_input import open_sized
 from app.errors import ImageError
 from app.ui.image_files import (
     SUPPORTED_SUFFIXES,
@@ -90,8 +90,7 @@ class _ThumbnailJob(QRunnable):
     def run(self) -> None:
         """Emit exactly one result, whatever happens: an item must never stay "loading"."""
         try:
-            image = open_image(self._path)
-            size = image.size
+            image, size = open_sized(self._path, min_side=self._side)
             image.thumbnail((self._side, self._side))
             result = _Thumbnail(qimage_from_pil(image), size, None)
         except ImageError as exc:
@@ -220,10 +219,6 @@ class ImageQueue(QWidget):
         """The item the user is looking at, or None."""
         row = self._list.currentItem()
         return None if row is None else self._items.get(self._key_of(row))
-
-    def loading_count(self) -> int:
-        """How many thumbnails are still being decoded."""
-        return len(self._pending)
 
     # --- adding and removing -------------------------------------------------------------
 
