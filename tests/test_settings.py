@@ -98,10 +98,49 @@ def test_saved_file_is_json_with_schema_version_first(tmp_path: Path) -> None:
 
 def test_save_is_atomic_and_leaves_no_temp_file(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.save(Settings())
-    store.save(Settings(seed=7))
+    store.save(Settings(seed=1))
+    old_text = store.path.read_text()
+    # A reader that opened the file before the save must see the old file whole: the
+    # new one is written beside it and renamed over it, never written in place.
+    with store.path.open() as reader:
+        before = os.stat(store.path).st_ino
+        store.save(Settings(seed=7))
+        assert reader.read() == old_text
+    assert os.stat(store.path).st_ino != before
     assert [p.name for p in store.path.parent.iterdir()] == ["settings.json"]
     assert store.load().settings.seed == 7
+
+
+def test_save_keeps_the_file_mode(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.save(Settings())
+    assert store.path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # a new file: the umask
+    store.path.chmod(0o640)
+    store.save(Settings(seed=3))
+    assert store.path.stat().st_mode & 0o777 == 0o640  # a replaced one keeps its mode
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_window_layout_that_is_not_base64_is_dropped_with_a_note(tmp_path: Path) -> None:
+    import base64
+
+    store = _store(tmp_path)
+    _write(store, {"schema_version": 1, "window_geometry": "abc", "window_state": "é!",
+                   "seed": 5})
+    result = store.load()
+    assert result.settings.window_geometry is None and result.settings.window_state is None
+    assert result.settings.seed == 5  # the rest is kept
+    assert result.warning is not None and "window_geometry" in result.warning
+    # What the window does with the values must work for whatever load returns.
+    for value in (result.settings.window_geometry, result.settings.window_state):
+        assert value is None or base64.b64decode(value) is not None
+    _write(store, {"schema_version": 1, "window_geometry": "AdnQywADAAA="})
+    assert store.load().settings.window_geometry == "AdnQywADAAA="
 
 
 def test_save_on_a_full_disk_keeps_the_old_file(
