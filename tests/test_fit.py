@@ -57,12 +57,29 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- context and KV cache --------------------------------------------------------------
 
 
-def test_context_matches_the_engine() -> None:
-    # EngineConfig: n_ubatch = image tokens + 256; n_ctx = n_ubatch + 512, padded to 256.
-    assert (ContextNeeds(256).n_ubatch, ContextNeeds(256).n_ctx) == (512, 1024)
-    assert (ContextNeeds(1024).n_ubatch, ContextNeeds(1024).n_ctx) == (1280, 1792)
-    assert (ContextNeeds(4096).n_ubatch, ContextNeeds(4096).n_ctx) == (4352, 4864)
-    assert ContextNeeds(256, 10, 20).n_ctx == 512  # 286 padded up
+def test_context_matches_the_engine(converted) -> None:
+    # What llama.cpp actually created for the engine, not numbers copied by hand.
+    import llama_cpp
+
+    from app.engine.engine import Engine, EngineConfig
+    from app.models.model_folder import ModelFolder
+
+    for name, max_new in (("pg2-tiny-224", 512), ("pg2-tiny-448", 1000)):
+        config = EngineConfig(max_new_tokens_limit=max_new)
+        engine = Engine()
+        engine.load(ModelFolder(converted(name)).resolve("F16"), config)
+        try:
+            needs = ContextNeeds(engine.pair.image_tokens, config.max_prompt_tokens,
+                                 config.max_new_tokens_limit)
+            assert llama_cpp.llama_n_ubatch(engine._ctx) == needs.n_ubatch
+            assert llama_cpp.llama_n_batch(engine._ctx) == needs.n_ubatch
+            assert llama_cpp.llama_n_ctx(engine._ctx) == needs.n_ctx
+        finally:
+            engine.close()
+    # The estimate's defaults are the engine's defaults.
+    defaults = EngineConfig()
+    assert (ContextNeeds(256).prompt_tokens, ContextNeeds(256).max_new_tokens) == (
+        defaults.max_prompt_tokens, defaults.max_new_tokens_limit)
     assert ContextNeeds(256).n_outputs == 1  # the engine sets n_outputs_max = 1
     assert ContextNeeds(256, outputs=None).n_outputs == 512
 
