@@ -306,3 +306,14 @@ def test_cli_unknown_name_suggests() -> None:
     done = palidesk("fit", "paligemma2-3b-mix-225")
     assert done.returncode == 1
     assert "Did you mean paligemma2-3b-mix-224" in done.stderr
+
+
+def test_the_estimate_reads_the_decoder_shape_the_converter_wrote(converted) -> None:
+    # One DecoderShape: what the converter took from the checkpoint is what the
+    # estimate reads back from the GGUF header, field for field.
+    from app.convert.checkpoint import open_checkpoint
+    from app.models.decoder_shape import shape_fields
+
+    with open_checkpoint(TINY / "pg2-tiny-224") as checkpoint:
+        written = shape_fields(checkpoint.text)
+    assert shape_fields(layout_for(converted("pg2-tiny-224"), "F16").text) == written

@@ -20,6 +20,7 @@ from app.errors import CatalogError
 from app.hardware import GpuInfo, HardwareReport, format_gb
 from app.models import gguf_keys as keys
 from app.models.catalog import QUANTS, CatalogEntry, tensor_nbytes
+from app.models.decoder_shape import DecoderShape, shape_fields
 from app.models.gguf_header import GGUFHeader
 from app.models.model_folder import ModelFolder
 
@@ -85,17 +86,9 @@ class ContextNeeds:
 
 
 @dataclass(frozen=True)
-class TextLayout:
-    """What the estimate needs of the decoder file."""
+class TextLayout(DecoderShape):
+    """What the estimate needs of the decoder file: its shapes and its bytes."""
 
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab_rows: int
-    sliding_window: int
     token_embd_bytes: int
     output_norm_bytes: int
     layer_bytes: tuple[int, ...]
@@ -183,9 +176,10 @@ def _catalog_layout(entry: CatalogEntry, quant: str) -> ModelLayout:
     d = entry.dims
     tensors = {name: spec.nbytes for name, spec in d.text_tensors(quant).items()}
     text = TextLayout(
-        d.hidden, d.intermediate, d.layers, d.heads, d.kv_heads, d.head_dim, d.vocab_rows,
-        d.sliding_window, tensors["token_embd.weight"], tensors["output_norm.weight"],
-        _per_layer(tensors, d.layers),
+        **shape_fields(d),
+        token_embd_bytes=tensors["token_embd.weight"],
+        output_norm_bytes=tensors["output_norm.weight"],
+        layer_bytes=_per_layer(tensors, d.layers),
     )
     vision = VisionLayout(
         sum(spec.nbytes for spec in d.vision_tensors().values()), d.vision_hidden,
