@@ -107,9 +107,6 @@ class SafetensorsFiles:
             self.entries.update(read_header(path))
         self._maps: dict[Path, mmap.mmap] = {}
 
-    def dtypes(self) -> set[str]:
-        return {entry.dtype for entry in self.entries.values()}
-
     def read(self, name: str) -> np.ndarray:
         """Return tensor ``name`` as a new float32 array."""
         return self.read_rows(name, 0, None)

@@ -197,11 +197,6 @@ class ImageQueue(QWidget):
         """The list, for focus handling and tests."""
         return self._list
 
-    @property
-    def thread_pool(self) -> QThreadPool:
-        """The pool that decodes thumbnails."""
-        return self._pool
-
     def items(self) -> list[QueueItem]:
         """Every item, in list order."""
         rows = (self._list.item(row) for row in range(self._list.count()))
