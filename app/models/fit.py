@@ -270,7 +270,7 @@ def text_compute_parts(text: TextLayout, context: ContextNeeds,
     n_head x T x C floats, are materialised and the masks stay F32: the scratch is the
     larger of the attention phase (scores + 4 q-sized + 3 hidden rows per token + masks,
     exact on the 896 px shapes) and the FFN phase (the flash figure + 3 q-sized rows per
-    token + masks; exact for 3B and 28B, 12% above for 10B, whose buffers pack tighter).
+    token + masks; exact for 3B and 28B, 12-13% above for 10B, whose buffers pack tighter).
     """
     t, c = context.n_ubatch, context.n_ctx
     q_width = text.heads * text.head_dim
