@@ -55,7 +55,8 @@ class EngineConfig:
     max_prompt_tokens: int = 256
     max_new_tokens_limit: int = 512
     # Off: ggml's CPU flash-attention kernel makes results depend on the thread count
-    # (a 2000-token greedy caption differed from token 409 between 1 and 2 threads), and
+    # (a 2000-token greedy caption on the tiny model differed between 1 and 2 threads
+    # from token 879; tests/test_determinism.py), and
     # the decode thread count follows the machine's load, so the same command could give
     # another answer. Off, attention is computed in F32 the same way for any thread count;
     # measured cost: docs/benchmarks.md ("Determinism"). None = llama.cpp decides (on).
