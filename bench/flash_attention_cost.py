@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cpu_load import OtherLoad  # noqa: E402
+from cpu_load import OtherLoad, wait_quiet  # noqa: E402
 
 _BUFFER = re.compile(r"CPU compute buffer size =\s*([\d.]+) MiB")
 
@@ -50,6 +50,11 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--wait-quiet", type=float, default=60.0,
+                        help="seconds to wait for other processes to go quiet before each "
+                             "measurement (the machine is shared)")
+    parser.add_argument("--noisy", type=float, default=0.15,
+                        help="other processes' cores above which a measurement is noisy")
     args = parser.parse_args()
 
     from app.engine.engine import Engine, EngineConfig
@@ -81,6 +86,7 @@ def main() -> int:
             engine.cache.clear()
             image = images[round_ % len(images)]
             for task, prompt in (("first", "caption en"), ("second", "detect cat ; dog")):
+                wait_quiet(args.noisy, timeout_s=args.wait_quiet)
                 with OtherLoad() as load:
                     result = engine.run(image, prompt, options)
                 t = result.timings
@@ -92,12 +98,18 @@ def main() -> int:
     for engine in engines.values():
         engine.close()
 
+    clean = [r for r in rows if float(r["other_cores"]) < args.noisy]  # type: ignore[arg-type]
+    used = clean if {(r["fa"], r["task"]) for r in clean} == {
+        (fa, task) for fa in ("on", "off") for task in ("first", "second")} else rows
+    print(f"\n{len(clean)} of {len(rows)} measurements clean (others < {args.noisy} core); "
+          f"medians of {'the clean ones' if used is clean else 'all (too few clean)'}")
+
     def median(fa: str, task: str, key: str) -> float:
-        return statistics.median(float(r[key]) for r in rows  # type: ignore[arg-type]
+        return statistics.median(float(r[key]) for r in used  # type: ignore[arg-type]
                                  if r["fa"] == fa and r["task"] == task)
 
     summary: dict[str, object] = {"compute_buffer_mib": buffers}
-    print(f"\ncompute buffer: on {buffers['on']:.1f} MiB, off {buffers['off']:.1f} MiB")
+    print(f"compute buffer: on {buffers['on']:.1f} MiB, off {buffers['off']:.1f} MiB")
     print(f"{'':28} {'FA on':>9} {'FA off':>9} {'off/on':>7}")
     for task in ("first", "second"):
         for key in ("prefill_s", "first_token_s", "decode_tok_s"):
