@@ -116,7 +116,7 @@ def checkpoint(tmp_path: Path) -> Path:
                                                    '"text_config": []}'])
 def test_a_config_that_is_not_a_table_is_refused(checkpoint: Path, content: str) -> None:
     (checkpoint / "config.json").write_text(content)
-    with pytest.raises(ConversionError, match="does not describe a model"):
+    with pytest.raises(ConversionError, match="not a Hugging Face model configuration"):
         open_checkpoint(checkpoint)
 
 

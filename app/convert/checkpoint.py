@@ -137,9 +137,7 @@ def _read_config(folder: Path) -> dict:
     if not isinstance(config, dict) or not all(
         isinstance(config.get(part, {}), dict) for part in ("text_config", "vision_config")
     ):
-        raise ConversionError(
-            "config.json does not describe a model (it is not a set of named settings)."
-        )
+        raise ConversionError("config.json is not a Hugging Face model configuration.")
     if config.get("model_type") != "paligemma":
         raise ConversionError(
             f"This checkpoint is a {config.get('model_type', 'unknown')!r} model, not PaliGemma."
