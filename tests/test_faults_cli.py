@@ -4,6 +4,7 @@ unusable user folders, and what llama.cpp may print (issue 10)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -61,7 +62,36 @@ def test_ctrl_c_stops_at_once_prints_no_result_and_exits_130(model_dir: Path) ->
     assert elapsed < 2.0  # not "on to the end" (another ~4 s of generation)
     assert "cancelled" in stderr
     assert "Exception ignored" not in stderr and "Traceback" not in stderr
-    assert "failed to decode" not in stderr  # llama.cpp's abort note stays in the log
+    # llama.cpp's notes about the aborted decode stay in the debug log.
+    assert "failed to decode" not in stderr and "failed to compute graph" not in stderr
+
+
+def test_ctrl_c_inside_llama_cpp_is_not_lost(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On a real model nearly all of a decode step is spent in llama.cpp, which calls the
+    # engine's abort check (Python, through ctypes) at every graph node: that is where
+    # Ctrl+C's signal is handled. Here the signal is raised from inside that check, on
+    # its 60th call (in the middle of a decode), which is where it lands for a user.
+    from app.cli import main as cli_main
+    from app.progress import CancelFlag
+
+    reads = 0
+
+    def cancelled(flag: CancelFlag) -> bool:
+        nonlocal reads
+        reads += 1
+        if reads == 60:
+            signal.raise_signal(signal.SIGINT)
+        return flag._event.is_set()
+
+    monkeypatch.setattr(CancelFlag, "cancelled", property(cancelled))
+    code = cli_main.main(_run_args(model_dir, "--max-tokens", "200", "--json"))
+    captured = capsys.readouterr()
+    assert code == 130
+    assert captured.out == ""  # the interrupted image has no result
+    assert "Exception ignored" not in captured.err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def test_ctrl_c_while_streaming_text_exits_130_without_a_summary(model_dir: Path) -> None:
@@ -181,3 +211,19 @@ def test_quantize_keeps_llama_cpp_log_for_verbose(tmp_path: Path) -> None:
     assert verbose.returncode == 0
     assert "llama_model_quantize" in verbose.stderr or "blk.0" in verbose.stderr
     assert len(verbose.stderr.splitlines()) > 20
+
+
+def test_llama_cpp_notes_about_an_aborted_decode_are_debug_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from app.engine.llama_library import _route_log
+
+    lines = [b"graph_compute: ggml_backend_sched_graph_compute_async failed with error 1\n",
+             b"process_ubatch: failed to compute graph, compute status: 1\n",
+             b"llama_decode: failed to decode, ret = 2\n",
+             b"llama_decode: failed to decode, ret = -3\n"]  # a real failure
+    with caplog.at_level(logging.DEBUG, logger="palidesk.llama"):
+        for line in lines:
+            _route_log(4, line, None)  # 4 = GGML_LOG_LEVEL_ERROR
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert shown == ["llama_decode: failed to decode, ret = -3"]

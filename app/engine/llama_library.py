@@ -23,7 +23,9 @@ _LEVELS = {2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
 _last_level = logging.DEBUG
 # What llama.cpp logs as errors when a decode stops because we asked it to (Cancel,
 # Ctrl+C, closing the window): status 1 is GGML_STATUS_ABORTED, decode's 2 is "aborted".
-_ABORT_NOTES = re.compile(r"failed to decode, ret = 2$|compute_async failed with error 1$")
+_ABORT_NOTES = re.compile(
+    r"failed to decode, ret = 2$|compute_async failed with error 1$|compute status: 1$"
+)
 
 
 @llama_cpp.llama_log_callback
