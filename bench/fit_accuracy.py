@@ -356,6 +356,8 @@ def measure_shape(text: Path, vision: Path, context: ContextNeeds) -> dict[str, 
         cparams.n_threads = cparams.n_threads_batch = 1
         if context.outputs is not None:
             cparams.n_outputs_max = context.outputs
+        # As the engine's decoder (EngineConfig.flash_attention = False, for determinism).
+        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         ctx = llama_cpp.llama_init_from_model(model, cparams)
         vparams = mtmd_cpp.mtmd_context_params_default()
         vparams.use_gpu = False

@@ -28,3 +28,10 @@ def test_busy_core_switches_to_one_thread() -> None:
 
 def test_single_thread_config_never_changes() -> None:
     assert _run(DecodeThreadChooser(1), {1: 0.1}, 10) == [1] * 10
+
+
+def test_many_cores_try_one_fewer_not_one() -> None:
+    # 16 threads with one core taken by someone else: 15 is the sensible alternative.
+    used = _run(DecodeThreadChooser(16), {16: 0.300, 15: 0.060}, 20)
+    assert set(used) == {16, 15}
+    assert used[2 * TRIAL_STEPS :] == [15] * (20 - 2 * TRIAL_STEPS)

@@ -81,6 +81,71 @@ def test_cancel_before_prefill_yields_an_empty_result(engine: Engine) -> None:
     assert len(engine.run(IMAGE, "caption en", FORCED).tokens) == 12
 
 
+class _FlagThatTrips(CancelFlag):
+    """A flag that turns cancelled (or raises ``error``) on its ``after``-th read.
+
+    The engine reads the flag once before the prefill; every further read during the
+    prefill comes from llama.cpp's abort callback, at each graph node.
+    """
+
+    def __init__(self, after: int, error: BaseException | None = None) -> None:
+        super().__init__()
+        self.after, self.error, self.reads = after, error, 0
+
+    @property
+    def cancelled(self) -> bool:
+        self.reads += 1
+        if self.reads >= self.after:
+            if self.error is not None:
+                raise self.error
+            return True
+        return False
+
+
+def _decode_statuses(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    statuses: list[int] = []
+    real = engine._decode
+
+    def spy(batch):
+        status = real(batch)
+        statuses.append(status)
+        return status
+
+    monkeypatch.setattr(engine, "_decode", spy)
+    return statuses
+
+
+def test_cancel_during_the_prefill_aborts_it_through_the_abort_callback(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statuses = _decode_statuses(engine, monkeypatch)
+    cancel = _FlagThatTrips(after=5)
+    events = list(engine.generate(IMAGE, "caption en", FORCED, cancel))
+    result = events[-1]
+    assert isinstance(result, ResultEvent) and result.stop_reason == "cancelled"
+    assert result.tokens == []
+    assert statuses == [2]  # llama.cpp stopped the prefill part-way: "aborted"
+    assert cancel.reads == 5  # no more graph nodes were run after the flag was seen
+    monkeypatch.undo()
+    assert len(engine.run(IMAGE, "caption en", FORCED).tokens) == 12  # still usable
+
+
+def test_an_exception_in_the_abort_callback_stops_and_is_raised_afterwards(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl+C's KeyboardInterrupt lands inside the callback, where ctypes would print
+    # "Exception ignored" and let the decode run on; the engine raises it once it stops.
+    statuses = _decode_statuses(engine, monkeypatch)
+    cancel = _FlagThatTrips(after=40, error=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        list(engine.generate(IMAGE, "caption en",
+                             GenerationOptions(max_new_tokens=50, stop_at_eos=False), cancel))
+    assert cancel.reads == 40  # raised from inside a decode, which then stopped at once
+    assert 2 not in statuses  # the decodes before it ran normally
+    monkeypatch.undo()
+    assert len(engine.run(IMAGE, "caption en", FORCED).tokens) == 12
+
+
 def test_sampling_is_reproducible_with_a_seed(engine: Engine) -> None:
     sampled = GenerationOptions(max_new_tokens=12, temperature=1.5, top_k=50, top_p=0.95,
                                 seed=7, stop_at_eos=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
 import subprocess
@@ -60,39 +61,65 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- context and KV cache --------------------------------------------------------------
 
 
-def test_context_matches_the_engine() -> None:
-    # EngineConfig: n_ubatch = image tokens + 256; n_ctx = n_ubatch + 512, padded to 256.
-    assert (ContextNeeds(256).n_ubatch, ContextNeeds(256).n_ctx) == (512, 1024)
-    assert (ContextNeeds(1024).n_ubatch, ContextNeeds(1024).n_ctx) == (1280, 1792)
-    assert (ContextNeeds(4096).n_ubatch, ContextNeeds(4096).n_ctx) == (4352, 4864)
-    assert ContextNeeds(256, 10, 20).n_ctx == 512  # 286 padded up
+def test_context_matches_the_engine(converted) -> None:
+    # What llama.cpp actually created for the engine, not numbers copied by hand.
+    import llama_cpp
+
+    from app.engine.engine import Engine, EngineConfig
+    from app.models.model_folder import ModelFolder
+
+    for name, max_new in (("pg2-tiny-224", 512), ("pg2-tiny-448", 1000)):
+        config = EngineConfig(max_new_tokens_limit=max_new)
+        engine = Engine()
+        engine.load(ModelFolder(converted(name)).resolve("F16"), config)
+        try:
+            needs = ContextNeeds(engine.pair.image_tokens, config.max_prompt_tokens,
+                                 config.max_new_tokens_limit)
+            assert llama_cpp.llama_n_ubatch(engine._ctx) == needs.n_ubatch
+            assert llama_cpp.llama_n_batch(engine._ctx) == needs.n_ubatch
+            assert llama_cpp.llama_n_ctx(engine._ctx) == needs.n_ctx
+        finally:
+            engine.close()
+    # The estimate's defaults are the engine's defaults.
+    defaults = EngineConfig()
+    flash = inspect.signature(text_compute_bytes).parameters["flash_attention"].default
+    assert flash is defaults.flash_attention
+    assert (ContextNeeds(256).prompt_tokens, ContextNeeds(256).max_new_tokens) == (
+        defaults.max_prompt_tokens, defaults.max_new_tokens_limit)
     assert ContextNeeds(256).n_outputs == 1  # the engine sets n_outputs_max = 1
     assert ContextNeeds(256, outputs=None).n_outputs == 512
+
+
+def measured_context(image_tokens: int, outputs: int | None = 1) -> ContextNeeds:
+    """The contexts llama.cpp's figures below were measured with: 512 new tokens (the
+    window now reserves 2048; the formulas are the same)."""
+    return ContextNeeds(image_tokens, max_new_tokens=512, outputs=outputs)
 
 
 def test_kv_cache_by_hand() -> None:
     # 3B at 224 px: 26 layers x (K + V) x 4 KV heads x 256 x 1024 cells x 2 bytes.
     text = layout_for(find("paligemma2-3b-mix-224"), "Q4_K_M").text
-    assert sum(kv_layer_bytes(text, ContextNeeds(256))) == 26 * 2 * 4 * 256 * 1024 * 2
+    assert sum(kv_layer_bytes(text, measured_context(256))) == 26 * 2 * 4 * 256 * 1024 * 2
     # 10B at 448 px: 42 x 2 x 8 x 256 x 1792 x 2 (= 588 MiB, what llama.cpp reports).
     text = layout_for(find("paligemma2-10b-mix-448"), "Q4_K_M").text
-    assert sum(kv_layer_bytes(text, ContextNeeds(1024))) == 42 * 2 * 8 * 256 * 1792 * 2 == 588 * MIB
+    kv = sum(kv_layer_bytes(text, measured_context(1024)))
+    assert kv == 42 * 2 * 8 * 256 * 1792 * 2 == 588 * MIB
     # 28B at 896 px: head_dim 128, 4864 cells.
     text = layout_for(find("paligemma2-28b-pt-896"), "Q4_K_M").text
-    assert sum(kv_layer_bytes(text, ContextNeeds(4096))) == 46 * 2 * 16 * 128 * 4864 * 2
+    assert sum(kv_layer_bytes(text, measured_context(4096))) == 46 * 2 * 16 * 128 * 4864 * 2
 
 
 def test_sliding_window_cells() -> None:
     text = layout_for(find("paligemma2-3b-pt-896"), "Q8_0").text
-    context = ContextNeeds(4096)
+    context = measured_context(4096)
     # PaliDesk's contexts never exceed n_swa + n_ubatch: both caches get n_ctx cells.
     assert kv_cells(text, context, swa_full=False) == (4864, 4864)
     assert kv_cells(text, context, swa_full=True) == (4864, 4864)
     # A short window shows the rule: GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256).
     short = dataclasses.replace(text, sliding_window=256)
-    assert kv_cells(short, ContextNeeds(256), swa_full=False) == (1024, 768)
+    assert kv_cells(short, measured_context(256), swa_full=False) == (1024, 768)
     per_cell = 2 * text.kv_heads * text.head_dim * 2
-    layers = kv_layer_bytes(short, ContextNeeds(256), swa_full=False)
+    layers = kv_layer_bytes(short, measured_context(256), swa_full=False)
     assert layers[0] == 768 * per_cell  # even layers slide
     assert layers[1] == 1024 * per_cell  # odd layers attend fully
 
@@ -111,9 +138,35 @@ def test_sliding_window_cells() -> None:
 def test_text_compute_formula_matches_llama_cpp(
     name: str, image_tokens: int, outputs: int | None, mib: float
 ) -> None:
+    # Flash attention on (llama.cpp's CPU default).
     text = layout_for(find(name), "F16").text
-    got = text_compute_bytes(text, ContextNeeds(image_tokens, outputs=outputs)) / MIB
+    context = measured_context(image_tokens, outputs=outputs)
+    got = text_compute_bytes(text, context, flash_attention=True) / MIB
     assert got == pytest.approx(mib, rel=1e-3)
+
+
+# Measured with flash attention off (the engine's decoder since issue 10), no_alloc,
+# bench/fit_accuracy.py's sparse shapes: (name, image tokens, outputs, MiB).
+@pytest.mark.parametrize(("name", "image_tokens", "outputs", "mib"), [
+    ("paligemma2-3b-pt-224", 256, 1, 87.51),
+    ("paligemma2-3b-pt-448", 1024, 1, 226.3),
+    ("paligemma2-3b-pt-896", 4096, 1, 1058.35),
+    ("paligemma2-10b-pt-224", 256, 1, 125.0),
+    ("paligemma2-10b-pt-448", 1024, 1, 320.03),
+    ("paligemma2-10b-pt-896", 4096, 1, 1904.1),
+    ("paligemma2-28b-pt-224", 256, 1, 279.0),
+    ("paligemma2-28b-pt-448", 1024, 1, 705.0),
+    ("paligemma2-28b-pt-896", 4096, 1, 3247.1),
+    ("paligemma2-3b-pt-224", 256, None, 511.38),
+    ("paligemma2-10b-pt-448", 1024, None, 1308.44),
+    ("paligemma2-28b-pt-896", 4096, None, 4423.2),
+])
+def test_compute_without_flash_attention_is_never_underestimated(
+    name: str, image_tokens: int, outputs: int | None, mib: float
+) -> None:
+    text = layout_for(find(name), "F16").text
+    got = text_compute_bytes(text, measured_context(image_tokens, outputs=outputs)) / MIB
+    assert mib * 0.999 <= got <= mib * 1.15  # at least what llama.cpp takes, at most 15% more
 
 
 @pytest.mark.parametrize(("name", "mib"), [
@@ -131,7 +184,7 @@ def test_vision_compute_formula_matches_mtmd(name: str, mib: float) -> None:
 def test_folder_estimate_uses_the_gguf_header(tiny_folder: Path) -> None:
     header = read_gguf_header(tiny_folder / "text-q4_k_m.gguf")
     file_bytes = sum(tensor_nbytes(t.shape, t.ggml_type) for t in header.tensors.values())
-    b = estimate(tiny_folder, "Q4_K_M", 0, ContextNeeds(256))
+    b = estimate(tiny_folder, "Q4_K_M", 0, measured_context(256))
     assert b.weights_cpu == file_bytes
     assert b.weights_gpu == b.total_gpu == b.margin_gpu == 0
     assert b.kv_cache == 4 * 2 * 1 * 32 * 1024 * 2  # tiny: 4 layers, 1 KV head of 32
@@ -332,7 +385,7 @@ def test_cli_json_is_one_object() -> None:
     assert record["sentence"].endswith(".")
     assert {"weights_gpu", "weights_cpu", "vision", "kv_cache", "compute", "margin",
             "total_gpu", "total_cpu"} <= set(record["breakdown"])
-    assert record["context"]["n_ctx"] == 1024
+    assert record["context"]["n_ctx"] == 2560  # 256 + 256 + the 2048 the window reserves
     assert set(record["badges"]) >= {"F16", "Q4_K_M"}
     speeds = record["cpu_tokens_per_s"]
     assert speeds["Q4_K_M"]["source"] == "estimated"
@@ -342,7 +395,7 @@ def test_cli_json_is_one_object() -> None:
 def test_cli_text_and_folder(tiny_folder: Path) -> None:
     done = palidesk("fit", tiny_folder, "--image-tokens", "1024")
     assert done.returncode == 0, done.stderr
-    assert "1024 image + 256 prompt + 512 new tokens (n_ctx 1792)" in done.stdout
+    assert "1024 image + 256 prompt + 2048 new tokens (n_ctx 3328)" in done.stdout
     for word in ("choice:", "text weights", "KV cache", "compute", "margin", "total"):
         assert word in done.stdout
     assert "decode on the CPU (estimated" in done.stdout
@@ -354,3 +407,14 @@ def test_cli_unknown_name_suggests() -> None:
     done = palidesk("fit", "paligemma2-3b-mix-225")
     assert done.returncode == 1
     assert "Did you mean paligemma2-3b-mix-224" in done.stderr
+
+
+def test_the_estimate_reads_the_decoder_shape_the_converter_wrote(converted) -> None:
+    # One DecoderShape: what the converter took from the checkpoint is what the
+    # estimate reads back from the GGUF header, field for field.
+    from app.convert.checkpoint import open_checkpoint
+    from app.models.decoder_shape import shape_fields
+
+    with open_checkpoint(TINY / "pg2-tiny-224") as checkpoint:
+        written = shape_fields(checkpoint.text)
+    assert shape_fields(layout_for(converted("pg2-tiny-224"), "F16").text) == written

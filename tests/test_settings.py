@@ -21,7 +21,6 @@ from app.settings import (
     default_settings_path,
     migrate,
 )
-from app.settings.settings import MAX_RECENT_FOLDERS
 
 BACKUP_NAME = re.compile(r"^settings\.json\.bad-\d{8}-\d{6}(-\d+)?$")
 
@@ -59,7 +58,6 @@ def test_defaults_are_automatic_and_greedy() -> None:
     assert settings.gpu_layers is None and settings.threads is None
     assert settings.temperature == 0.0 and settings.max_new_tokens == 128
     assert settings.quantization == "auto" and settings.model_folder is None
-    assert settings.recent_folders == []
 
 
 def test_save_then_load_round_trips_every_field(tmp_path: Path) -> None:
@@ -81,7 +79,6 @@ def test_save_then_load_round_trips_every_field(tmp_path: Path) -> None:
         detect_classes="cat; dog",
         window_geometry="AdnQywADAAA=",
         window_state="AAAA/w==",
-        recent_folders=["/photos/a", "/photos/b"],
     )
     store.save(settings)
     result = store.load()
@@ -101,10 +98,49 @@ def test_saved_file_is_json_with_schema_version_first(tmp_path: Path) -> None:
 
 def test_save_is_atomic_and_leaves_no_temp_file(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.save(Settings())
-    store.save(Settings(seed=7))
+    store.save(Settings(seed=1))
+    old_text = store.path.read_text()
+    # A reader that opened the file before the save must see the old file whole: the
+    # new one is written beside it and renamed over it, never written in place.
+    with store.path.open() as reader:
+        before = os.stat(store.path).st_ino
+        store.save(Settings(seed=7))
+        assert reader.read() == old_text
+    assert os.stat(store.path).st_ino != before
     assert [p.name for p in store.path.parent.iterdir()] == ["settings.json"]
     assert store.load().settings.seed == 7
+
+
+def test_save_keeps_the_file_mode(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.save(Settings())
+    assert store.path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # a new file: the umask
+    store.path.chmod(0o640)
+    store.save(Settings(seed=3))
+    assert store.path.stat().st_mode & 0o777 == 0o640  # a replaced one keeps its mode
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_window_layout_that_is_not_base64_is_dropped_with_a_note(tmp_path: Path) -> None:
+    import base64
+
+    store = _store(tmp_path)
+    _write(store, {"schema_version": 1, "window_geometry": "abc", "window_state": "é!",
+                   "seed": 5})
+    result = store.load()
+    assert result.settings.window_geometry is None and result.settings.window_state is None
+    assert result.settings.seed == 5  # the rest is kept
+    assert result.warning is not None and "window_geometry" in result.warning
+    # What the window does with the values must work for whatever load returns.
+    for value in (result.settings.window_geometry, result.settings.window_state):
+        assert value is None or base64.b64decode(value) is not None
+    _write(store, {"schema_version": 1, "window_geometry": "AdnQywADAAA="})
+    assert store.load().settings.window_geometry == "AdnQywADAAA="
 
 
 def test_save_on_a_full_disk_keeps_the_old_file(
@@ -208,7 +244,7 @@ def test_a_field_of_the_wrong_type_falls_back_alone(tmp_path: Path) -> None:
             "schema_version": 1,
             "threads": "four",
             "max_new_tokens": True,
-            "recent_folders": ["/ok", 3],
+            "detect_classes": ["cat", 3],
             "model_folder": 12,
             "seed": 99,
             "language": "fr",
@@ -218,13 +254,13 @@ def test_a_field_of_the_wrong_type_falls_back_alone(tmp_path: Path) -> None:
     settings = result.settings
     assert settings.threads is None
     assert settings.max_new_tokens == 128
-    assert settings.recent_folders == []
+    assert settings.detect_classes == ""
     assert settings.model_folder is None
     assert settings.seed == 99 and settings.language == "fr"
     assert not _backups(store)  # the file itself was fine
     warning = result.warning
     assert warning is not None
-    for name in ("threads", "max_new_tokens", "recent_folders", "model_folder"):
+    for name in ("threads", "max_new_tokens", "detect_classes", "model_folder"):
         assert name in warning
     assert "seed" not in warning and "language" not in warning
     assert "a whole number or empty" in warning
@@ -352,19 +388,3 @@ def test_a_failing_migration_sets_the_file_aside(
     assert result.settings == Settings()
     assert result.warning is not None and "upgraded from settings version 0" in result.warning
     assert len(_backups(store)) == 1
-
-
-def test_recent_folders_are_deduplicated_and_capped(tmp_path: Path) -> None:
-    settings = Settings()
-    for index in range(MAX_RECENT_FOLDERS + 3):
-        settings.remember_folder(f"/f{index}")
-    settings.remember_folder("/f5")
-    assert settings.recent_folders[0] == "/f5"
-    assert len(settings.recent_folders) == MAX_RECENT_FOLDERS
-    assert len(set(settings.recent_folders)) == MAX_RECENT_FOLDERS
-
-    store = _store(tmp_path)
-    folders = ["/a", "/a"] + [f"/x{index}" for index in range(20)]
-    _write(store, {"schema_version": 1, "recent_folders": folders})
-    loaded = store.load().settings.recent_folders
-    assert loaded[:2] == ["/a", "/x0"] and len(loaded) == MAX_RECENT_FOLDERS

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.settings.validation import MAX_NEW_TOKENS
+
 if TYPE_CHECKING:
     from app.hardware import HardwareReport
     from app.models.fit import ContextNeeds, FitChoice, ModelSource
@@ -20,7 +22,8 @@ def add_fit_parser(sub: Any) -> None:
     fit.add_argument("--image-tokens", type=int,
                      help="image tokens (default: the model's, 256 / 1024 / 4096)")
     fit.add_argument("--prompt-tokens", type=int, default=256)
-    fit.add_argument("--max-new-tokens", type=int, default=512)
+    fit.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
+                     help=f"room for the answer (default {MAX_NEW_TOKENS}, as the window)")
 
 
 def resolve_variant(variant: str) -> ModelSource:

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from app.errors import PaliDeskError
 from app.models.model_folder import ModelFolder
+from app.models.verification import check_file
 
 
-def print_info(folder: Path) -> int:
+def print_info(folder: Path, verify: bool = False) -> int:
+    """Print the folder's contents; with ``verify``, hash every file against the manifest."""
     model = ModelFolder(folder)
     m = model.manifest
     print(f"model folder: {Path(folder).resolve()}")
@@ -19,12 +21,22 @@ def print_info(folder: Path) -> int:
           f"vocabulary {t.get('vocab')}")
     print(f"converter:    {m.converter_version}, {m.created}")
     print("files:")
+    damaged = 0
     for entry in m.files:
         present = (Path(folder) / entry.name).exists()
         state = "" if present else "  (missing)"
+        if present and verify:
+            try:
+                check_file(Path(folder), entry, hash_always=True)
+                state = "  checksum ok"
+            except PaliDeskError as exc:
+                state = f"  DAMAGED: {exc}"
+                damaged += 1
         print(f"  {entry.role:<6} {entry.type:<7} {entry.size / 1e6:10.1f} MB  {entry.name}{state}")
     try:
         pair = model.resolve()
+        if damaged:
+            raise PaliDeskError(f"{damaged} file(s) do not match their checksum.")
         print(f"ready:        yes (default text model {pair.quant})")
     except PaliDeskError as exc:
         print(f"ready:        no - {exc}")

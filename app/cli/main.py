@@ -5,20 +5,26 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
 import sys
 from pathlib import Path
 
 from app import __version__
+from app.cli import option_types
 from app.cli.batch_command import add_batch_parser
 from app.cli.eval_command import add_eval_parser
 from app.cli.fit_command import add_fit_parser
+from app.cli.interrupt import EXIT_INTERRUPTED, cancel_on_interrupt
 from app.cli.masks_command import add_masks_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
 from app.cli.score_command import add_score_parser
-from app.errors import PaliDeskError
+from app.errors import Cancelled, PaliDeskError
+from app.settings.validation import MAX_NEW_TOKENS
 from app.tasks import LANGUAGES, CaptionStyle, TaskKind
+from app.user_folders import explain
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a Unix tool stopped by a closed pipe
 QUANT_TYPES = ("Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16", "BF16")
 
 
@@ -41,13 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     quantize = sub.add_parser("quantize", help="add a quantized text model to a model folder")
     quantize.add_argument("model_dir", type=Path)
     quantize.add_argument("--type", required=True, type=str.upper, choices=QUANT_TYPES)
-    quantize.add_argument("--threads", type=int)
+    quantize.add_argument("--threads", type=option_types.threads)
 
     gui = sub.add_parser("gui", help="open the PaliDesk window (the default)")
     gui.add_argument("images", nargs="*", type=Path, metavar="IMAGE")
 
     info = sub.add_parser("info", help="show what a model folder holds")
     info.add_argument("model_dir", type=Path)
+    info.add_argument("--verify", action="store_true",
+                      help="check every file's SHA-256 against the manifest (slow for big files)")
 
     hardware = sub.add_parser("hardware", help="show the GPUs, RAM and CPU PaliDesk can use")
     hardware.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -71,13 +79,18 @@ def _parser() -> argparse.ArgumentParser:
                      default=CaptionStyle.CAPTION.value,
                      help="cap = short, caption = COCO-style, describe = detailed")
     run.add_argument("--classes", default="", help='objects to find, e.g. "cat;dog"')
-    run.add_argument("--max-tokens", type=int, default=128)
-    run.add_argument("--threads", type=int)
-    run.add_argument("--gpu-layers", type=int, default=0, help="-1 = all (GPU builds only)")
-    run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    run.add_argument("--top-k", type=int, default=0)
-    run.add_argument("--top-p", type=float, default=1.0)
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--max-tokens", type=option_types.max_tokens, default=128,
+                     help=f"1 to {MAX_NEW_TOKENS} (default 128)")
+    run.add_argument("--threads", type=option_types.threads,
+                     help="CPU threads (default: the CPUs this process may use)")
+    run.add_argument("--gpu-layers", type=option_types.gpu_layers, default=0,
+                     help="-1 = all (GPU builds only)")
+    run.add_argument("--temperature", type=option_types.temperature, default=0.0,
+                     help="0 = greedy (default)")
+    run.add_argument("--top-k", type=option_types.top_k, default=0)
+    run.add_argument("--top-p", type=option_types.top_p, default=1.0)
+    run.add_argument("--seed", type=option_types.seed, default=0,
+                     help="sampling seed; -1 = a new random seed each run")
     run.add_argument("--json", action="store_true",
                      help="one JSON object per image on stdout, nothing else")
     run.add_argument("--mask-decoder", type=Path, metavar="FILE",
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             from app.cli.info_command import print_info
 
-            return print_info(args.model_dir)
+            return print_info(args.model_dir, verify=args.verify)
         if args.command == "hardware":
             from app.cli.hardware_command import print_hardware
 
@@ -155,19 +168,29 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli.run_command import run_command
 
         return run_command(args)
+    except (KeyboardInterrupt, Cancelled):
+        print("\ncancelled", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except PaliDeskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ncancelled", file=sys.stderr)
-        return 130
+    except BrokenPipeError:
+        # The reader went away (`palidesk run --json ... | head`): nothing more to say,
+        # and Python must not complain again when it flushes stdout at exit.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        # A user folder that cannot be created or read (e.g. XDG_DATA_HOME is a file).
+        print(f"error: {explain(exc)}", file=sys.stderr)
+        return 1
 
 
 def _convert(args: argparse.Namespace) -> int:
     from app.convert.converter import convert_checkpoint
 
-    with ProgressPrinter() as printer:
-        manifest = convert_checkpoint(args.hf_dir, args.out, args.outtype, progress=printer)
+    with ProgressPrinter() as printer, cancel_on_interrupt() as cancel:
+        manifest = convert_checkpoint(args.hf_dir, args.out, args.outtype, progress=printer,
+                                      cancel=cancel)
     for entry in manifest.files:
         print(f"wrote {args.out / entry.name} ({entry.size / 1e6:.1f} MB)", file=sys.stderr)
     return 0
@@ -176,11 +199,22 @@ def _convert(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     from app.models.quantize import quantize_folder
 
-    with ProgressPrinter() as printer:
+    # With a cancel flag the quantizer runs in a child process that Ctrl+C can stop.
+    with ProgressPrinter() as printer, cancel_on_interrupt() as cancel:
         target = quantize_folder(args.model_dir, args.type, threads=args.threads,
-                                 progress=printer)
+                                 progress=printer, cancel=cancel)
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return 0
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

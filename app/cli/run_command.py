@@ -7,10 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from app.cli.interrupt import cancel_on_interrupt
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import ImageError
 from app.models.model_folder import ModelFolder
+from app.progress import CancelFlag
 from app.tasks import CaptionStyle, TaskKind, TaskRequest, build_prompt, parse_classes
 from app.tasks.task_runner import ObjectEvent, TaskResult, run_task
 
@@ -41,24 +43,27 @@ def run_command(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
         top_p=args.top_p, seed=args.seed,
     )
-    engine = Engine()
-    engine.load(pair, EngineConfig(gpu_layers=args.gpu_layers, threads=args.threads,
-                                   max_new_tokens_limit=max(512, args.max_tokens)))
-    if not args.json:
-        print(f"model: {pair.folder.name} ({pair.quant})", file=sys.stderr)
     failures = 0
-    try:
-        for image in args.images:
-            try:
-                _run_one(engine, str(image), request, options, args.json, mask_decoder)
-            except ImageError as exc:
-                failures += 1
-                if args.json:
-                    print(json.dumps({"image": str(image), "error": str(exc)}), flush=True)
-                else:
-                    print(f"error: {exc}", file=sys.stderr)
-    finally:
-        engine.close()
+    with cancel_on_interrupt() as cancel:
+        engine = Engine()
+        try:
+            engine.load(pair, EngineConfig(gpu_layers=args.gpu_layers, threads=args.threads,
+                                           max_new_tokens_limit=max(512, args.max_tokens)))
+            if not args.json:
+                print(f"model: {pair.folder.name} ({pair.quant})", file=sys.stderr)
+            for image in args.images:
+                cancel.check("The run")
+                try:
+                    _run_one(engine, str(image), request, options, args.json, cancel,
+                             mask_decoder)
+                except ImageError as exc:
+                    failures += 1
+                    if args.json:
+                        print(json.dumps({"image": str(image), "error": str(exc)}), flush=True)
+                    else:
+                        print(f"error: {exc}", file=sys.stderr)
+        finally:
+            engine.close()
     return 1 if failures else 0
 
 
@@ -92,10 +97,15 @@ def _mask_decoder(args: argparse.Namespace, kind: TaskKind) -> Path | None:
 
 
 def _run_one(engine: Engine, image: str, request: TaskRequest, options: GenerationOptions,
-             as_json: bool, mask_decoder: Path | None = None) -> None:
+             as_json: bool, cancel: CancelFlag, mask_decoder: Path | None = None) -> None:
+    """Stream one image's answer; raises Cancelled (printing no result) on Ctrl+C."""
     if not as_json:
         print(f"{image}:", file=sys.stderr)
-    for event in run_task(engine, image, request, options, mask_decoder=mask_decoder):
+    for event in run_task(engine, image, request, options, cancel,
+                          mask_decoder=mask_decoder):
+        if isinstance(event, TaskResult):
+            # The answer of an interrupted image is not a result: print none.
+            cancel.check("The run")
         if as_json:
             if isinstance(event, TaskResult):
                 record = event.to_json()

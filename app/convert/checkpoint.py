@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app.convert.safetensors_reader import SafetensorsFiles
 from app.errors import ConversionError
+from app.models.decoder_shape import DecoderShape
 
 # Gemma2Config / SiglipVisionConfig defaults that real PaliGemma 2 configs omit.
 _TEXT_DEFAULTS = {
@@ -29,19 +30,13 @@ _TEXT_DEFAULTS = {
 
 
 @dataclass(frozen=True)
-class TextDims:
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab_rows: int
+class TextDims(DecoderShape):
+    """The decoder's shapes plus what the converter writes into the text GGUF."""
+
     rms_eps: float
     rope_theta: float
     attn_softcap: float
     final_softcap: float
-    sliding_window: int
     context_length: int
 
 

@@ -23,6 +23,7 @@ from app.models.manifest import (
     read_manifest,
     write_manifest,
 )
+from app.models.verification import record_verified
 from app.progress import CancelFlag, ProgressCallback, no_progress
 
 CONVERTER_VERSION = f"palidesk-{__version__}/1"
@@ -200,7 +201,11 @@ def convert_checkpoint(
             # Files of an earlier conversion of the same checkpoint (other types) stay.
             files=previous.files if previous else [],
         )
-    manifest.put_file(describe_file(text_path, "text", outtype.upper()))
-    manifest.put_file(describe_file(vision_path, "vision", outtype.upper()))
+    written = [describe_file(text_path, "text", outtype.upper()),
+               describe_file(vision_path, "vision", outtype.upper())]
+    for entry in written:
+        manifest.put_file(entry)
     write_manifest(out_dir, manifest)
+    for entry in written:
+        record_verified(out_dir, entry)
     return manifest

@@ -2,49 +2,27 @@
 
 from __future__ import annotations
 
-import errno
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from gguf import GGMLQuantizationType as QType
 from gguf import GGUFWriter
 
+from app import file_errors
+from app.atomic_files import atomic_path
 from app.convert.tensor_plan import PlannedTensor, encode
 from app.errors import ConversionError, PaliDeskError
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent
 
-PARTIAL_SUFFIX = ".partial"
 # Large matrices are read, widened and encoded in blocks of this many float32 bytes.
 BLOCK_BYTES = 64 << 20
 
 
-@contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it into place only on success.
-
-    An interrupted run (error, cancel, power cut) leaves at most a ``*.partial`` file,
-    never one that looks complete.
-    """
-    temp = final.with_name(final.name + PARTIAL_SUFFIX)
-    try:
-        yield temp
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
 def disk_error(exc: OSError, path: Path) -> PaliDeskError:
-    """Turn an OSError into words for the user (a full disk is the common case)."""
-    if exc.errno == errno.ENOSPC:
-        return ConversionError(
-            f"The disk is full while writing {path.name}. Free some space and try again; "
-            "nothing incomplete was left behind."
-        )
-    return ConversionError(f"Cannot write {path}: {exc.strerror or exc}.")
+    """Turn an OSError met while writing a model file into words for the user."""
+    return ConversionError(file_errors.sentence(
+        exc, f"write {path}", path, "Nothing incomplete was left behind."))
 
 
 def write_gguf(
@@ -59,7 +37,7 @@ def write_gguf(
 ) -> None:
     """Write ``plan`` to ``path`` (atomically), reading one tensor at a time."""
     try:
-        with atomic_path(path) as temp:
+        with atomic_path(path, reuse_leftover=True) as temp:
             writer = GGUFWriter(temp, arch)
             add_metadata(writer)
             for tensor in plan:

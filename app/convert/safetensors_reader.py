@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import mmap
 import struct
 from dataclasses import dataclass
@@ -53,21 +54,48 @@ def read_header(path: Path) -> dict[str, TensorEntry]:
             size = path.stat().st_size
     except (OSError, ValueError) as exc:
         raise ConversionError(f"Cannot read {path.name}: {exc}.") from exc
+    if not isinstance(header, dict):
+        raise ConversionError(f"{path.name} is not a safetensors file (its header is not a table).")
     base = 8 + header_len
     entries: dict[str, TensorEntry] = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        begin, end = (base + int(o) for o in info["data_offsets"])
-        if end > size:
+        entry = _entry(path, name, info, base)
+        if entry.end > size:
             raise ConversionError(
-                f"{path.name} is truncated: tensor {name} ends at byte {end} but the file has "
-                f"{size} bytes. Download it again."
+                f"{path.name} is truncated: tensor {name} ends at byte {entry.end} but the "
+                f"file has {size} bytes. Download it again."
             )
-        entries[name] = TensorEntry(
-            name, info["dtype"], tuple(int(d) for d in info["shape"]), path, begin, end
-        )
+        entries[name] = entry
     return entries
+
+
+def _entry(path: Path, name: str, info: object, base: int) -> TensorEntry:
+    """One header entry, checked: a damaged header must not become a crash later."""
+    damaged = ConversionError(
+        f"{path.name} is damaged: the header entry for tensor {name} is incomplete or "
+        "inconsistent. Download it again."
+    )
+    if not isinstance(info, dict):
+        raise damaged
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if (not isinstance(dtype, str) or not _whole_numbers(shape) or not _whole_numbers(offsets)
+            or len(offsets) != 2 or offsets[0] > offsets[1]):
+        raise damaged
+    begin, end = base + offsets[0], base + offsets[1]
+    if dtype in _DTYPES and end - begin != math.prod(shape) * _DTYPES[dtype][1]:
+        raise ConversionError(
+            f"{path.name} is damaged: tensor {name} should hold "
+            f"{math.prod(shape) * _DTYPES[dtype][1]} bytes for its shape {tuple(shape)} but "
+            f"holds {end - begin}. Download it again."
+        )
+    return TensorEntry(name, dtype, tuple(shape), path, begin, end)
+
+
+def _whole_numbers(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
 
 
 class SafetensorsFiles:
@@ -78,9 +106,6 @@ class SafetensorsFiles:
         for path in paths:
             self.entries.update(read_header(path))
         self._maps: dict[Path, mmap.mmap] = {}
-
-    def dtypes(self) -> set[str]:
-        return {entry.dtype for entry in self.entries.values()}
 
     def read(self, name: str) -> np.ndarray:
         """Return tensor ``name`` as a new float32 array."""

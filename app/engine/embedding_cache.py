@@ -16,17 +16,13 @@ class ImageEmbeddingCache:
         self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, model_key: str, image_digest: str) -> np.ndarray | None:
         with self._lock:
             rows = self._items.get((model_key, image_digest))
             if rows is None:
-                self.misses += 1
                 return None
             self._items.move_to_end((model_key, image_digest))
-            self.hits += 1
             return rows
 
     def put(self, model_key: str, image_digest: str, rows: np.ndarray) -> None:

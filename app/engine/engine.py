@@ -40,14 +40,16 @@ from app.engine.llama_library import (
 from app.engine.token_embeddings import TokenEmbeddingTable
 from app.errors import EngineError
 from app.models.model_folder import ModelPair
+from app.models.verification import verify_files
 from app.progress import CancelFlag
+from app.settings.validation import MAX_NEW_TOKENS
 
 ImageInput = str | Path | Image.Image | PreparedImage
 
 # The context is sized for the largest "Max new tokens" the settings allow, so raising
 # the setting never needs a reload. With the prefix this is 2560 (224 px), 3328 (448 px)
 # and 6400 (896 px) positions of the model's 8192; at 896 px the ceiling would be 3840.
-MAX_NEW_TOKENS_LIMIT = 2048
+MAX_NEW_TOKENS_LIMIT = MAX_NEW_TOKENS  # the settings' own upper limit
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,13 @@ class EngineConfig:
     threads: int | None = None
     max_prompt_tokens: int = 256
     max_new_tokens_limit: int = MAX_NEW_TOKENS_LIMIT
-    # None = llama.cpp decides (on for CPU). Off computes attention in F32 throughout.
-    flash_attention: bool | None = None
+    # Off: ggml's CPU flash-attention kernel makes results depend on the thread count
+    # (a 2000-token greedy caption on the tiny model differed between 1 and 2 threads
+    # from token 879; tests/test_determinism.py), and
+    # the decode thread count follows the machine's load, so the same command could give
+    # another answer. Off, attention is computed in F32 the same way for any thread count;
+    # measured cost: docs/benchmarks.md ("Determinism"). None = llama.cpp decides (on).
+    flash_attention: bool | None = False
     vision_flash_attention: bool | None = None
     kv_cache_f32: bool = False
 
@@ -78,8 +85,32 @@ class Engine:
         self._table: TokenEmbeddingTable | None = None
         self._step_batch: llama_cpp.llama_batch | None = None
         self._cancel = CancelFlag()
+        self._interrupt: BaseException | None = None
         # Kept on self: ctypes callbacks must outlive the C side that calls them.
-        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.cancelled)
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+
+    def _should_abort(self, _data: object) -> bool:
+        """ggml's abort check, called at every graph node on the thread that decodes.
+
+        An exception cannot cross the C frames above it: ctypes would print "Exception
+        ignored" and the decode would go on. So anything raised here (Ctrl+C's
+        KeyboardInterrupt lands here most of the time) aborts the decode and is raised
+        again by ``_decode`` once llama.cpp has returned.
+        """
+        try:
+            return self._cancel.cancelled
+        except BaseException as exc:
+            self._interrupt = exc
+            return True
+
+    def _decode(self, batch: llama_cpp.llama_batch) -> int:
+        """``llama_decode``; 2 = aborted. Re-raises what the abort check caught."""
+        self._interrupt = None
+        status = llama_cpp.llama_decode(self._ctx, batch)
+        if self._interrupt is not None:
+            interrupt, self._interrupt = self._interrupt, None
+            raise interrupt
+        return int(status)
 
     # --- loading -----------------------------------------------------------------------
 
@@ -90,6 +121,8 @@ class Engine:
     def load(self, pair: ModelPair, config: EngineConfig | None = None) -> None:
         """Load ``pair``; replaces whatever was loaded. Raises EngineError."""
         self.unload()
+        # A file damaged since it was written would load and answer "<pad><pad>".
+        verify_files(pair.folder, (pair.text.path.name, pair.vision.path.name))
         ensure_backend()
         config = config or EngineConfig()
         threads = config.threads or default_threads()
@@ -270,7 +303,7 @@ class Engine:
             batch.logits[n - 1] = 1
             llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
             llama_cpp.llama_set_causal_attn(self._ctx, False)
-            status = llama_cpp.llama_decode(self._ctx, batch)
+            status = self._decode(batch)
         finally:
             llama_cpp.llama_set_causal_attn(self._ctx, True)
             llama_cpp.llama_batch_free(batch)
@@ -289,7 +322,7 @@ class Engine:
         batch.n_seq_id[0] = 1
         batch.seq_id[0][0] = 0
         batch.logits[0] = 1
-        status = llama_cpp.llama_decode(self._ctx, batch)
+        status = self._decode(batch)
         if status == 2:
             return None
         if status != 0:
@@ -334,7 +367,8 @@ class Engine:
         prefill_start = time.perf_counter()
         logits = None if cancel.cancelled else self._prefill(rows, prompt_ids)
         prefill_s = time.perf_counter() - prefill_start
-        rng = np.random.default_rng(options.seed)
+        # A negative seed asks for a new random one (llama.cpp's convention for -1).
+        rng = np.random.default_rng(options.seed if options.seed >= 0 else None)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         tokens: list[int] = []
         text_parts: list[str] = []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+
+from app.errors import TaskError
 
 
 @dataclass(frozen=True)
@@ -51,5 +54,17 @@ class GenerationOptions:
     temperature: float = 0.0
     top_k: int = 0
     top_p: float = 1.0
-    seed: int = 0
+    seed: int = 0  # negative: a new random seed
     stop_at_eos: bool = True
+
+    def __post_init__(self) -> None:
+        # NaN compares false with everything, so "nan <= 0" would silently sample.
+        if self.max_new_tokens < 1:
+            raise TaskError(f"At least 1 new token must be allowed, not {self.max_new_tokens}.")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise TaskError(f"The temperature must be a number of 0 or more, not "
+                            f"{self.temperature}.")
+        if self.top_k < 0:
+            raise TaskError(f"top-k must be 0 (no limit) or more, not {self.top_k}.")
+        if not math.isfinite(self.top_p) or not 0 < self.top_p <= 1:
+            raise TaskError(f"top-p must be above 0 and at most 1, not {self.top_p}.")

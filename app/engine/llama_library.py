@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import threading
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,11 @@ _initialised = False
 # mostly notes for developers (e.g. "using full-size SWA cache"), so they go to INFO.
 _LEVELS = {2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
 _last_level = logging.DEBUG
+# What llama.cpp logs as errors when a decode stops because we asked it to (Cancel,
+# Ctrl+C, closing the window): status 1 is GGML_STATUS_ABORTED, decode's 2 is "aborted".
+_ABORT_NOTES = re.compile(
+    r"failed to decode, ret = 2$|compute_async failed with error 1$|compute status: 1$"
+)
 
 
 @llama_cpp.llama_log_callback
@@ -31,7 +37,8 @@ def _route_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         _last_level = _LEVELS.get(level, logging.DEBUG)
     message = text.decode("utf-8", errors="replace").rstrip()
     if message:
-        log.log(_last_level, message)
+        level = logging.DEBUG if _ABORT_NOTES.search(message) else _last_level
+        log.log(level, message)
 
 
 def ensure_backend() -> None:

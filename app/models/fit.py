@@ -21,8 +21,10 @@ from app.hardware import GpuInfo, HardwareReport, format_gb
 from app.models import gguf_keys as keys
 from app.models.catalog import QUANTS, CatalogEntry, tensor_nbytes
 from app.models.decode_speed import SpeedFigure, bytes_per_token, cpu_speeds
+from app.models.decoder_shape import DecoderShape, shape_fields
 from app.models.gguf_header import GGUFHeader
 from app.models.model_folder import ModelFolder
+from app.settings.validation import MAX_NEW_TOKENS
 
 MIB = 1024**2
 F16_BYTES = 2
@@ -77,7 +79,8 @@ class ContextNeeds:
 
     image_tokens: int
     prompt_tokens: int = 256
-    max_new_tokens: int = 512
+    # The window's context holds the largest Max new tokens the settings allow.
+    max_new_tokens: int = MAX_NEW_TOKENS
     outputs: int | None = 1
 
     @property
@@ -94,17 +97,9 @@ class ContextNeeds:
 
 
 @dataclass(frozen=True)
-class TextLayout:
-    """What the estimate needs of the decoder file."""
+class TextLayout(DecoderShape):
+    """What the estimate needs of the decoder file: its shapes and its bytes."""
 
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab_rows: int
-    sliding_window: int
     token_embd_bytes: int
     output_norm_bytes: int
     layer_bytes: tuple[int, ...]
@@ -194,9 +189,10 @@ def _catalog_layout(entry: CatalogEntry, quant: str) -> ModelLayout:
     d = entry.dims
     tensors = {name: spec.nbytes for name, spec in d.text_tensors(quant).items()}
     text = TextLayout(
-        d.hidden, d.intermediate, d.layers, d.heads, d.kv_heads, d.head_dim, d.vocab_rows,
-        d.sliding_window, tensors["token_embd.weight"], tensors["output_norm.weight"],
-        _per_layer(tensors, d.layers),
+        **shape_fields(d),
+        token_embd_bytes=tensors["token_embd.weight"],
+        output_norm_bytes=tensors["output_norm.weight"],
+        layer_bytes=_per_layer(tensors, d.layers),
     )
     vision = VisionLayout(
         sum(spec.nbytes for spec in d.vision_tensors().values()), d.vision_hidden,
@@ -275,23 +271,36 @@ def kv_layer_bytes(text: TextLayout, context: ContextNeeds, swa_full: bool = Tru
     return [row * (swa if i % 2 == 0 else full) for i in range(text.layers)]
 
 
-def text_compute_parts(text: TextLayout, context: ContextNeeds) -> tuple[int, int]:
+def text_compute_parts(text: TextLayout, context: ContextNeeds,
+                       flash_attention: bool = False) -> tuple[int, int]:
     """(layer scratch, logits phase) of llama.cpp's compute buffer; it reserves the larger.
 
-    Fitted to llama.cpp's reported CPU buffer (flash attention on, as the engine runs):
-    per micro-batch token 3 x n_ff + n_head x head_dim + 3 x hidden (+10) floats, plus
-    4 bytes per (token, context cell) for the two attention masks; the logits phase holds
-    n_outputs x vocab floats plus two hidden-state rows per token.
+    Fitted to llama.cpp's reported CPU buffer. With flash attention: per micro-batch token
+    3 x n_ff + n_head x head_dim + 3 x hidden (+10) floats, plus 4 bytes per (token,
+    context cell) for the two attention masks; the logits phase holds n_outputs x vocab
+    floats plus two hidden-state rows per token. Without it (the engine's decoder, for
+    deterministic output; ``EngineConfig.flash_attention``) the scores of every head,
+    n_head x T x C floats, are materialised and the masks stay F32: the scratch is the
+    larger of the attention phase (scores + 4 q-sized + 3 hidden rows per token + masks,
+    exact on the 896 px shapes) and the FFN phase (the flash figure + 3 q-sized rows per
+    token + masks; exact for 3B and 28B, 12-13% above for 10B, whose buffers pack tighter).
     """
     t, c = context.n_ubatch, context.n_ctx
-    per_token = 3 * text.intermediate + text.heads * text.head_dim + 3 * text.hidden + 10
+    q_width = text.heads * text.head_dim
+    per_token = 3 * text.intermediate + q_width + 3 * text.hidden + 10
     layer = t * per_token * F32_BYTES + 4 * t * c
     logits = context.n_outputs * text.vocab_rows * F32_BYTES + 2 * t * text.hidden * F32_BYTES
-    return layer, logits
+    if flash_attention:
+        return layer, logits
+    masks = 8 * t * c
+    ffn_phase = layer + 4 * t * c + 3 * q_width * t * F32_BYTES
+    attention_phase = (text.heads * t * c + t * (4 * q_width + 3 * text.hidden)) * F32_BYTES
+    return max(ffn_phase, attention_phase + masks), logits + masks
 
 
-def text_compute_bytes(text: TextLayout, context: ContextNeeds) -> int:
-    return max(text_compute_parts(text, context))
+def text_compute_bytes(text: TextLayout, context: ContextNeeds,
+                       flash_attention: bool = False) -> int:
+    return max(text_compute_parts(text, context, flash_attention))
 
 
 def vision_compute_bytes(vision: VisionLayout, flash_attention: bool = True) -> int:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app import file_errors
+from app.atomic_files import write_text_atomic
 from app.errors import ModelFolderError
 
 MANIFEST_NAME = "manifest.json"
@@ -64,11 +65,13 @@ def describe_file(path: Path, role: str, type_: str) -> ModelFile:
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Write atomically, so a reader never sees half a manifest."""
-    target = folder / MANIFEST_NAME
-    temp = target.with_name(target.name + ".partial")
-    temp.write_text(json.dumps(asdict(manifest), indent=2) + "\n")
-    os.replace(temp, target)
+    """Write atomically, so a reader never sees half a manifest. Raises ModelFolderError."""
+    target = Path(folder) / MANIFEST_NAME
+    try:
+        write_text_atomic(target, json.dumps(asdict(manifest), indent=2) + "\n")
+    except OSError as exc:
+        raise ModelFolderError(file_errors.sentence(
+            exc, f"write {target}", target, "The model folder is unchanged.")) from exc
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -80,12 +83,35 @@ def read_manifest(folder: Path) -> Manifest:
         )
     try:
         data = json.loads(path.read_text())
-        files = [ModelFile(**f) for f in data.pop("files", [])]
-        if data.get("format", 0) > MANIFEST_FORMAT:
+        if isinstance(data, dict) and isinstance(data.get("format"), int) \
+                and data["format"] > MANIFEST_FORMAT:
             raise ModelFolderError(
                 f"{path} was written by a newer PaliDesk (format {data['format']}); update "
                 "PaliDesk to use it."
             )
+        _check_shape(data)
+        files = [ModelFile(**f) for f in data.pop("files", [])]
         return Manifest(files=files, **data)
     except (OSError, ValueError, TypeError) as exc:
         raise ModelFolderError(f"{path} is damaged ({exc}). Convert the model again.") from exc
+
+
+def _check_shape(data: object) -> None:
+    """Refuse JSON that parses but is not a manifest (``null``, a list, wrong field types)."""
+    if not isinstance(data, dict):
+        raise ValueError("it does not hold a manifest")
+    for key in ("source", "text", "vision"):
+        if not isinstance(data.get(key), dict):
+            raise ValueError(f"its {key!r} field is missing or not a set of values")
+    for key in ("image_size", "image_tokens"):
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"its {key!r} field is not a positive whole number")
+    files = data.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        raise ValueError("its 'files' field is not a list of files")
+    for f in files:
+        if not isinstance(f.get("size"), int) or not isinstance(f.get("name"), str):
+            raise ValueError("a file entry has no name or size")
+        if Path(f["name"]).name != f["name"]:
+            raise ValueError(f"the file name {f['name']!r} points outside the folder")

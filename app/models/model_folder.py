@@ -9,6 +9,7 @@ from app.errors import ModelFolderError
 from app.models import gguf_keys as keys
 from app.models.gguf_header import GGUFHeader, read_gguf_header
 from app.models.manifest import Manifest, ModelFile, read_manifest
+from app.models.verification import check_size
 
 # Highest quality first: "the best file present" when no quantization is asked for.
 QUALITY_ORDER = ("F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0",
@@ -74,8 +75,11 @@ class ModelFolder:
             )
         text_entry = self.manifest.file("text", chosen)
         assert text_entry is not None
+        vision_entry = self.vision_file()
+        for entry in (text_entry, vision_entry):
+            check_size(self.path, entry)
         text = read_gguf_header(self.path / text_entry.name)
-        vision = read_gguf_header(self.path / self.vision_file().name)
+        vision = read_gguf_header(self.path / vision_entry.name)
         check_pair(text, vision)
         return ModelPair(self.path, chosen, text, vision)
 

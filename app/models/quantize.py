@@ -11,16 +11,20 @@ import logging
 import multiprocessing
 import queue
 import re
+import signal
+import sys
 from pathlib import Path
 
 import llama_cpp
 
+from app.atomic_files import atomic_path
 from app.convert.converter import text_file_name
-from app.convert.gguf_output import atomic_path, disk_error
+from app.convert.gguf_output import disk_error
 from app.engine.llama_library import default_threads, ensure_backend
 from app.errors import QuantizationError
 from app.models.manifest import describe_file, write_manifest
 from app.models.model_folder import QUALITY_ORDER, ModelFolder
+from app.models.verification import record_verified
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent, no_progress
 
 FTYPES: dict[str, int] = {
@@ -41,17 +45,26 @@ _TENSOR_LINE = re.compile(r"\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
 
 
 class _ProgressFromLog(logging.Handler):
-    """Turns the quantizer's per-tensor log lines into progress events."""
+    """Turns the quantizer's per-tensor log lines into progress events.
 
-    def __init__(self, progress: ProgressCallback) -> None:
+    To see those lines the llama.cpp logger is opened to every level while quantizing;
+    only what would have been shown anyway (``shown_from``: everything with -v, warnings
+    otherwise) is passed on, so ~170 lines of llama.cpp's log stay out of the terminal.
+    """
+
+    def __init__(self, progress: ProgressCallback, logger: logging.Logger) -> None:
         super().__init__(logging.DEBUG)
         self.progress = progress
+        self.shown_from = logger.getEffectiveLevel()
+        self.parent = logger.parent
 
     def emit(self, record: logging.LogRecord) -> None:
         match = _TENSOR_LINE.search(record.getMessage())
         if match:
             done, total, name = int(match[1]), int(match[2]), match[3]
             self.progress(ProgressEvent("quantize", done, total, name))
+        if record.levelno >= self.shown_from and self.parent is not None:
+            self.parent.handle(record)
 
 
 def _run_quantizer(source: Path, target: Path, ftype: int, threads: int,
@@ -61,21 +74,28 @@ def _run_quantizer(source: Path, target: Path, ftype: int, threads: int,
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = threads
-    handler = _ProgressFromLog(progress)
     llama_log = logging.getLogger("palidesk.llama")
-    previous_level = llama_log.level
+    handler = _ProgressFromLog(progress, llama_log)
+    previous = llama_log.level, llama_log.propagate
     llama_log.addHandler(handler)
     llama_log.setLevel(logging.DEBUG)
+    llama_log.propagate = False  # the handler passes on what should be shown
     try:
         return int(llama_cpp.llama_model_quantize(
             str(source).encode(), str(target).encode(), ctypes.byref(params)))
     finally:
         llama_log.removeHandler(handler)
-        llama_log.setLevel(previous_level)
+        llama_log.setLevel(previous[0])
+        llama_log.propagate = previous[1]
 
 
-def _child_main(source: str, target: str, ftype: int, threads: int, events) -> None:
+def _child_main(source: str, target: str, ftype: int, threads: int, events,
+                verbose: bool = False) -> None:
     """In a child process: quantize and send progress and the status back."""
+    # Ctrl+C reaches the whole process group; the parent decides (it terminates us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     def send(event: ProgressEvent) -> None:
         events.put(("progress", event))
 
@@ -92,7 +112,8 @@ def _run_quantizer_cancellable(source: Path, target: Path, ftype: int, threads: 
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     child = context.Process(target=_child_main, name="palidesk-quantize",
-                            args=(str(source), str(target), ftype, threads, events),
+                            args=(str(source), str(target), ftype, threads, events,
+                                  logging.getLogger().getEffectiveLevel() <= logging.DEBUG),
                             daemon=True)
     child.start()
     status: int | None = None
@@ -153,7 +174,7 @@ def quantize_folder(
 
     threads = threads or default_threads()
     try:
-        with atomic_path(target) as temp:
+        with atomic_path(target, reuse_leftover=True) as temp:
             if cancel is None:
                 status = _run_quantizer(source, temp, FTYPES[target_type], threads, progress)
             else:
@@ -167,9 +188,11 @@ def quantize_folder(
                 )
     except OSError as exc:
         raise disk_error(exc, target) from exc
-    model.manifest.put_file(describe_file(target, "text", target_type))
+    entry = describe_file(target, "text", target_type)
+    model.manifest.put_file(entry)
     model.manifest.files.sort(
         key=lambda f: (f.role, QUALITY_ORDER.index(f.type) if f.type in QUALITY_ORDER else 99)
     )
     write_manifest(Path(folder), model.manifest)
+    record_verified(Path(folder), entry)
     return target

@@ -10,7 +10,6 @@ import platformdirs
 APP_NAME = "PaliDesk"
 # Bump with a new entry in migrations.MIGRATIONS whenever a field is renamed or reshaped.
 SCHEMA_VERSION = 1
-MAX_RECENT_FOLDERS = 10
 
 
 def default_settings_path() -> Path:
@@ -48,9 +47,3 @@ class Settings:
     detect_classes: str = ""
     window_geometry: str | None = None  # base64 of Qt's saveGeometry() bytes
     window_state: str | None = None  # base64 of Qt's saveState() bytes
-    recent_folders: list[str] = field(default_factory=list)
-
-    def remember_folder(self, folder: str) -> None:
-        """Put ``folder`` first in ``recent_folders``, once, keeping the list short."""
-        rest = [known for known in self.recent_folders if known != folder]
-        self.recent_folders = [folder, *rest][:MAX_RECENT_FOLDERS]

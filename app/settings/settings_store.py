@@ -7,13 +7,13 @@ Saving is atomic, so a crash mid-write leaves the previous file intact.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app import file_errors
+from app.atomic_files import write_text_atomic
 from app.backup_files import backup_path
 from app.errors import SettingsError
 from app.settings.migrations import migrate
@@ -77,22 +77,13 @@ class SettingsStore:
         data = asdict(settings)
         data["schema_version"] = SCHEMA_VERSION
         text = json.dumps(data, indent=2) + "\n"
-        temp: Path | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-            )
-            temp = Path(name)
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, self.path)
+            write_text_atomic(self.path, text)
         except OSError as exc:
-            if temp is not None:
-                temp.unlink(missing_ok=True)
-            raise _save_error(exc, self.path) from exc
+            raise SettingsError(file_errors.sentence(
+                exc, f"save its settings to {self.path}", self.path,
+                "The previous settings are unchanged.")) from exc
 
     def _set_aside(self, reason: str) -> str:
         backup = backup_path(self.path)
@@ -126,20 +117,3 @@ def _parse(raw: bytes) -> tuple[dict[str, object], int]:
         return migrate(data, version), version
     except (KeyError, TypeError, ValueError, AttributeError):
         raise _Unusable(f"it could not be upgraded from settings version {version}") from None
-
-
-def _save_error(exc: OSError, path: Path) -> SettingsError:
-    if exc.errno == errno.ENOSPC:
-        return SettingsError(
-            f"The disk is full, so PaliDesk could not save its settings to {path}. "
-            "Free some space and change a setting again; the previous settings are unchanged."
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return SettingsError(
-            f"PaliDesk is not allowed to write its settings to {path}. Check the folder's "
-            "permissions; the previous settings are unchanged."
-        )
-    return SettingsError(
-        f"PaliDesk could not save its settings to {path} ({exc.strerror or exc}); "
-        "the previous settings are unchanged."
-    )

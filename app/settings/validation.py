@@ -4,13 +4,15 @@ the rest of the settings."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from app.settings.settings import MAX_RECENT_FOLDERS, SCHEMA_VERSION, Settings
+from app.settings.settings import SCHEMA_VERSION, Settings
 from app.tasks.languages import LANGUAGES
 from app.tasks.prompts import CaptionStyle, TaskKind
 
@@ -43,8 +45,6 @@ def settings_from_dict(data: Mapping[str, object]) -> tuple[Settings, list[str]]
             settings = replace(settings, **{name: fixed})
             problems.append(f"{name} ({reason}; using {_shown(fixed)})")
     settings.schema_version = SCHEMA_VERSION
-    # Repeats and overflow are harmless leftovers, not worth a warning.
-    settings.recent_folders = list(dict.fromkeys(settings.recent_folders))[:MAX_RECENT_FOLDERS]
     return settings, problems
 
 
@@ -52,9 +52,6 @@ def _fits(value: object, hint: Any) -> bool:
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         return any(_fits(value, option) for option in get_args(hint))
-    if origin is list:
-        (item,) = get_args(hint)
-        return isinstance(value, list) and all(_fits(element, item) for element in value)
     if hint is type(None):
         return value is None
     if isinstance(value, bool):  # JSON true is not a number, even though bool is an int
@@ -67,8 +64,6 @@ def _fits(value: object, hint: Any) -> bool:
 def _normalized(value: object, hint: Any) -> object:
     if hint is float and isinstance(value, int):
         return float(value)  # JSON writes 1.0 as 1 in some editors
-    if isinstance(value, list):
-        return list(value)  # never share a list with the caller's dict
     return value
 
 
@@ -77,8 +72,6 @@ def _describe(hint: Any) -> str:
     if origin in (Union, types.UnionType):
         named = [_describe(option) for option in get_args(hint) if option is not type(None)]
         return " or ".join(named) + " or empty"
-    if origin is list:
-        return "a list of " + _describe(get_args(hint)[0]).removeprefix("a ")
     return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(
         hint, str(hint)
     )
@@ -158,6 +151,18 @@ def _models_dir(value: str) -> tuple[str, str | None]:
     return Settings().models_dir, "it is empty"
 
 
+def _base64_or_none(value: str | None) -> tuple[str | None, str | None]:
+    # The window decodes these with base64.b64decode; a value it cannot decode would stop
+    # the window from opening at every start, so it is dropped here instead.
+    if value is None:
+        return None, None
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None, "it is not a saved window layout"
+    return value, None
+
+
 _RANGE_CHECKS: dict[str, Check] = {
     "models_dir": _models_dir,
     "max_new_tokens": _max_new_tokens,
@@ -171,4 +176,6 @@ _RANGE_CHECKS: dict[str, Check] = {
     "caption_style": _one_of(
         tuple(style.value for style in CaptionStyle), CaptionStyle.CAPTION.value
     ),
+    "window_geometry": _base64_or_none,
+    "window_state": _base64_or_none,
 }

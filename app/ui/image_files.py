@@ -8,6 +8,7 @@ how we tell the user) can be tested without building any widgets.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from datetime import datetime
@@ -59,12 +60,24 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
                 keep(image)
             notes.extend(_folder_notes(path, found, skipped))
         elif not path.exists():
-            notes.append(f"{path.name} could not be found.")
+            notes.append(_missing_note(path))
         elif is_supported(path):
             keep(path)
         else:
             notes.append(f"{path.name} is not an image file PaliDesk reads.")
     return images, notes
+
+
+def _missing_note(path: Path) -> str:
+    """Why ``path`` cannot be reached: gone, a dangling link, or a link loop."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path.name} is a symbolic link that leads back to itself (a loop)."
+    if path.is_symlink():
+        return f"{path.name} is a link to a file that does not exist."
+    return f"{path.name} could not be found."
 
 
 def _walk_folder(folder: Path) -> tuple[list[Path], list[Path]]:

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.image_input import open_image
+from app.engine.image_input import open_sized
 from app.errors import ImageError
 from app.history.history_record import file_sha256
 from app.ui.image_files import (
@@ -95,8 +95,7 @@ class _ThumbnailJob(QRunnable):
     def run(self) -> None:
         """Emit exactly one result, whatever happens: an item must never stay "loading"."""
         try:
-            image = open_image(self._path)
-            size = image.size
+            image, size = open_sized(self._path, min_side=self._side)
             image.thumbnail((self._side, self._side))
             # Hashed here, off the UI thread: "already done" and the results list key on it.
             result = _Thumbnail(qimage_from_pil(image), size, None, file_sha256(self._path))
@@ -204,11 +203,6 @@ class ImageQueue(QWidget):
     def list_widget(self) -> QListWidget:
         """The list, for focus handling and tests."""
         return self._list
-
-    @property
-    def thread_pool(self) -> QThreadPool:
-        """The pool that decodes thumbnails."""
-        return self._pool
 
     def items(self) -> list[QueueItem]:
         """Every item, in list order."""
