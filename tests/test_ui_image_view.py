@@ -155,10 +155,9 @@ def test_resizing_refits_until_the_user_zooms(qtbot, view: ImageView) -> None:
 
 
 def test_missing_or_corrupt_image_shows_the_reason(qtbot, view: ImageView, tmp_path: Path):
-    with qtbot.waitSignal(view.image_failed) as failed:
-        view.show_image(tmp_path / "gone.png")
+    view.show_image(tmp_path / "gone.png")
     assert not view.has_image()
-    assert "does not exist" in view.message() and view.message() == failed.args[0]
+    assert "does not exist" in view.message()
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png at all")
     view.show_image(broken)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.file_digest import file_sha256
 from app.tasks.mask_rle import ObjectMask
 from app.tasks.parsing import DetectedObject
 
@@ -20,14 +20,6 @@ def utc_now() -> str:
     """The current time as ISO 8601 UTC text, e.g. ``2025-01-31T12:00:00+00:00``."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
-
-def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes (the same image under another name still matches)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def object_from_dict(data: Mapping[str, Any]) -> DetectedObject:

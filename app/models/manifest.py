@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 from app import file_errors
 from app.atomic_files import write_text_atomic
 from app.errors import ModelFolderError
+from app.file_digest import file_sha256
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -52,12 +52,7 @@ class Manifest:
         self.files.append(entry)
 
 
-def sha256_of(path: Path, chunk: int = 8 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = file_sha256  # the name the model code and its tests use
 
 
 def describe_file(path: Path, role: str, type_: str) -> ModelFile:

@@ -29,6 +29,7 @@ from app.errors import (
     NetworkError,
     PaliDeskError,
 )
+from app.file_digest import file_sha256
 from app.models.disk_space import check_disk_space
 from app.models.download import write_error
 from app.models.download_progress import ByteProgress
@@ -89,14 +90,6 @@ def read_record(weights: Path) -> DecoderRecord | None:
         return DecoderRecord(str(data["sha256"]), int(data["size"]), str(data["source"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _verified: dict[tuple[str, int, int], bool] = {}

@@ -120,7 +120,6 @@ class _Overlay:
 class ImageView(QGraphicsView):
     """Shows one image; mouse wheel zooms, dragging pans, double-click or Ctrl+0 fits."""
 
-    image_failed = Signal(str)  # the user-facing reason an image could not be shown
     zoom_changed = Signal(float)  # the new scale (1.0 = one image pixel per screen pixel)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -158,8 +157,8 @@ class ImageView(QGraphicsView):
     def show_image(self, path: Path | None) -> None:
         """Show the image at ``path`` fitted to the window (None: the drop hint).
 
-        Overlays are cleared. An image that cannot be read shows the reason instead and
-        emits ``image_failed``; this never raises for a bad file.
+        Overlays are cleared. An image that cannot be read shows the reason instead (the
+        queue reports unreadable files once); this never raises for a bad file.
         """
         self.clear_overlays()
         if path is None:
@@ -173,12 +172,10 @@ class ImageView(QGraphicsView):
             pixmap = QPixmap.fromImage(qimage_from_pil(open_image(path)))
         except ImageError as exc:
             self._show_message(str(exc))
-            self.image_failed.emit(str(exc))
             return
         except MemoryError:
             message = f"{path.name} is too large to show with the memory available."
             self._show_message(message)
-            self.image_failed.emit(message)
             return
         self._image_item.setPixmap(pixmap)
         self._image_item.setVisible(True)
