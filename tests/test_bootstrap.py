@@ -54,7 +54,7 @@ def test_says_what_to_install_when_none_fits(monkeypatch, tmp_path):
 
 
 def test_unsupported_version_asked_for_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match="needs Python 3.11, 3.12 or 3.13"):
+    with pytest.raises(SystemExit, match=r"needs Python 3\.11, 3\.12 or 3\.13"):
         bootstrap.choose_python("3.10", tmp_path / "venv")
 
 
@@ -76,7 +76,7 @@ def test_a_python_that_does_not_start_is_skipped(tmp_path):
     broken.write_text("#!/bin/sh\necho 'pyenv: python3.13: command not found' >&2\nexit 127\n")
     broken.chmod(0o755)
     assert bootstrap.python_version(str(broken)) is None
-    assert bootstrap.python_version(sys.executable) == "%d.%d" % sys.version_info[:2]
+    assert bootstrap.python_version(sys.executable) == "{}.{}".format(*sys.version_info[:2])
 
 
 def test_refusal_is_a_plain_message_not_a_traceback(tmp_path):
