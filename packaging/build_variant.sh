@@ -4,7 +4,8 @@
 #
 #     packaging/build_variant.sh cpu|cuda|metal|vulkan
 #
-# 1. a venv of its own, build/venv-<variant> (Python 3.11; PYTHON=... to choose one);
+# 1. a venv of its own, build/venv-<variant> (Python 3.11, else python3; PYTHON=... to
+#    choose one);
 # 2. llama-cpp-python 0.3.36 built with the variant's CMAKE_ARGS into a wheel folder of its
 #    own under ~/.cache/palidesk/wheels (pip's cache ignores CMAKE_ARGS, so a cached CPU
 #    wheel would silently be reused), installed with PaliDesk and PyInstaller;
@@ -29,7 +30,11 @@ VARIANT=${1:-}
 cd "$(dirname "$0")/.."
 LLAMA_VERSION=0.3.36
 PYINSTALLER_VERSION=6.22.3
-PYTHON=${PYTHON:-python3.11}
+# The release bundles stay on one Python (3.11) unless PYTHON says otherwise (3.11-3.13).
+if [[ -z ${PYTHON:-} ]]; then
+    PYTHON=python3.11
+    "$PYTHON" -c '' 2>/dev/null || PYTHON=python3
+fi
 
 case "$(uname -m)" in
     x86_64|amd64) CPU_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DCMAKE_INSTALL_BINDIR=llama_cpp/lib" ;;
@@ -63,7 +68,11 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
         "llama-cpp-python==$LLAMA_VERSION"
     mkdir -p "$WHEELS" && mv "$WHEELS.partial"/llama_cpp_python-*.whl "$WHEELS"/ && rm -rf "$WHEELS.partial"
 fi
-"$PY" -m pip install --quiet --force-reinstall "$(ls "$WHEELS"/llama_cpp_python-*.whl | tail -1)"
+WHEEL=$(ls "$WHEELS"/llama_cpp_python-*.whl | tail -1)
+if [[ $(cat "$VENV/palidesk-llama-wheel" 2>/dev/null) != "$WHEEL" ]]; then  # once per wheel
+    "$PY" -m pip install --quiet --force-reinstall "$WHEEL"
+    echo "$WHEEL" > "$VENV/palidesk-llama-wheel"
+fi
 "$PY" -m pip install --quiet . "pyinstaller==$PYINSTALLER_VERSION"
 
 "$PY" packaging/build_bundle.py --clean --variant "$VARIANT" --cmake-args="$ARGS"
