@@ -110,6 +110,27 @@ if ((variants > 0)); then
         exit 1
     fi
     mv "$root/hidden"/* "$lib/"
+
+    if command -v cc >/dev/null && ! ls "$lib"/libggml-cuda.* >/dev/null 2>&1; then
+        # What a CUDA build does on a machine without the NVIDIA driver: its
+        # libggml-cuda.so needs libcuda.so.1, which is absent. A stand-in module with that
+        # dependency must leave the app starting on its CPU variant, with a notice.
+        step "a GPU backend whose driver is absent: CPU with a notice"
+        mkdir "$root/stub"
+        echo 'int cuInit(unsigned int flags) { return flags ? 1 : 0; }' > "$root/stub/cuda.c"
+        cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/stub/libcuda.so.1" "$root/stub/cuda.c"
+        echo 'extern int cuInit(unsigned int); void *ggml_backend_init(void) { cuInit(0); return 0; }' \
+            > "$root/stub/module.c"
+        cc -shared -fPIC -o "$lib/libggml-cuda.so" "$root/stub/module.c" "$root/stub/libcuda.so.1"
+        QT_QPA_PLATFORM=offscreen "$app/palidesk" --self-test >"$root/gpu.txt" 2>&1 || {
+            cat "$root/gpu.txt" >&2
+            echo "packaging check FAILED: a GPU backend without its driver stopped the app" >&2
+            exit 1
+        }
+        grep "^GPU backend:" "$root/gpu.txt" \
+            || { echo "packaging check FAILED: no GPU backend notice" >&2; exit 1; }
+        rm "$lib/libggml-cuda.so"
+    fi
 else
     echo "(no CPU variant files: llama.cpp's CPU backend is linked in)"
 fi

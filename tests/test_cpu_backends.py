@@ -138,3 +138,54 @@ def test_score_file_asks_the_library_itself(tmp_path):
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(no_score), str(tmp_path / "empty.c")],
                    check=True)
     assert score_file("none", no_score).problem == "no ggml_backend_score"
+
+
+def _pretend(monkeypatch, state: BackendState | None = None, error: str | None = None):
+    """Make the process's llama.cpp set-up report ``state`` (or fail with ``error``)."""
+    import app.engine.llama_library as library
+
+    def ensure_backend() -> BackendState:
+        if error:
+            raise NoCpuBackendError(error)
+        assert state is not None
+        return state
+
+    monkeypatch.setattr(library, "ensure_backend", ensure_backend)
+
+
+def test_palidesk_hardware_names_the_chosen_variant(monkeypatch, capsys):
+    import json
+
+    from app.cli.hardware_command import print_hardware
+
+    _pretend(monkeypatch, BackendState(True, "icelake"))
+    assert print_hardware() == 0
+    assert "cpu backend:  icelake (AVX-512 VBMI, VNNI)" in capsys.readouterr().out
+    assert print_hardware(as_json=True) == 0
+    assert json.loads(capsys.readouterr().out)["cpu_backend"] == "icelake (AVX-512 VBMI, VNNI)"
+
+
+def test_no_cpu_backend_is_reported_not_raised(monkeypatch, capsys):
+    from app.cli.hardware_command import print_hardware
+    from app.selftest import FAILED, run_self_test
+
+    _pretend(monkeypatch, error="No CPU backend could be loaded, so llama.cpp cannot run: x")
+    assert print_hardware() == 0  # the report still works, and says so
+    assert "cpu backend:  none could be loaded (No CPU backend" in capsys.readouterr().out
+    assert run_self_test() == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"{FAILED}: No CPU backend could be loaded, so llama.cpp cannot run: x"
+
+
+def test_about_box_names_the_chosen_variant(monkeypatch):
+    from app.ui.about_dialog import about_text
+
+    _pretend(monkeypatch, BackendState(True, "zen4"))
+    assert "<b>CPU backend:</b> zen4 (AVX-512 VBMI, VNNI, BF16)" in about_text()
+
+
+def test_gpu_build_without_its_driver_gets_the_notice(monkeypatch):
+    from app.build_info import gpu_build_advice
+
+    _pretend(monkeypatch, BackendState(True, "zen4", gpu_missing=("cuda: libcuda.so.1",)))
+    assert gpu_build_advice().startswith("This PaliDesk is a CUDA build, but the CUDA backend")
