@@ -95,7 +95,7 @@ def check_llama_libs(bundle: Path) -> list[Path]:
     return libs
 
 
-_MODULE = re.compile(r"^(?:lib)?ggml-[\w.-]+\.(?:so|dll|dylib)$")
+_MODULE = re.compile(r"^(?:lib)?ggml-(?!base\.)[\w.-]+\.(?:so|dll|dylib)$")
 
 
 def check_backend_modules(libs: list[Path]) -> list[str]:

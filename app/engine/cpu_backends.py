@@ -196,11 +196,17 @@ def registered(ggml: ctypes.CDLL) -> list[str]:
 def load_backends(lib_dir: Path) -> BackendState:
     """Register the GPU backend (if the build has one and it loads) and the best CPU variant."""
     cpu_files, gpu_files = library_files(lib_dir)
-    if not cpu_files:
-        return BackendState(dynamic=False)
-    ggml = _ggml(lib_dir)
-    if "CPU" in registered(ggml):  # someone loaded them already (a second call)
-        return BackendState(dynamic=True, cpu_variant="(loaded before)")
+    try:
+        ggml = _ggml(lib_dir)
+    except (OSError, AttributeError) as exc:  # no libggml beside libllama (another layout)
+        if not cpu_files:
+            return BackendState(dynamic=False)  # nothing to load anyway
+        raise NoCpuBackendError(f"llama.cpp's libggml could not be opened in {lib_dir}: "
+                                f"{exc}. Reinstall PaliDesk.") from exc
+    if "CPU" in registered(ggml):
+        # Linked in (no variant files), or loaded already by an earlier call.
+        return BackendState(dynamic=bool(cpu_files),
+                            cpu_variant="(loaded before)" if cpu_files else None)
 
     gpu_loaded, gpu_missing = [], []
     for name, path in gpu_files.items():
