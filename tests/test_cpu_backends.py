@@ -84,6 +84,8 @@ def test_a_forced_variant_is_the_only_one_tried_and_may_be_amx():
     chosen, _ = choose_cpu_variant(_candidates(zen4=90, haswell=40), lambda path: True,
                                    forced="haswell")
     assert chosen == "haswell"
+    with pytest.raises(NoCpuBackendError, match="no libggml-cpu-icelak file"):
+        choose_cpu_variant(_candidates(zen4=90), lambda path: True, forced="icelak")
     # ...but never one this CPU cannot run.
     with pytest.raises(NoCpuBackendError, match=r"'skylakex'.*lacks its instructions"):
         choose_cpu_variant(_candidates(skylakex=0, haswell=40), lambda path: True,

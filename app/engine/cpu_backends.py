@@ -139,7 +139,8 @@ def choose_cpu_variant(
             return candidate.name, skipped
         skipped.append(f"{candidate.name}: llama.cpp could not load it")
     wanted = f" {forced!r} ({FORCE_ENV})" if forced else ""
-    detail = "; ".join(skipped) or "no libggml-cpu-* files"
+    missing = f"no libggml-cpu-{forced} file" if forced else "no libggml-cpu-* files"
+    detail = "; ".join(skipped) or missing
     raise NoCpuBackendError(
         f"No CPU backend{wanted} could be loaded, so llama.cpp cannot run: {detail}. "
         "Reinstall PaliDesk; if it persists, report it with the output of "
