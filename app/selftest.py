@@ -127,7 +127,7 @@ def _llama_facts(say: Say) -> bool:
     library = getattr(getattr(llama_cpp.llama_cpp, "_lib", None), "_name", "unknown")
     say("llama-cpp-python", f"{getattr(llama_cpp, '__version__', 'unknown')} ({library})")
     say("CPU backend", backends.cpu_description())
-    for skipped in backends.skipped:
+    for skipped in (*backends.skipped, *backends.gpu_missing):
         say("  not used", skipped)
     if backends.gpu_notice():
         say("GPU backend", backends.gpu_notice() or "")

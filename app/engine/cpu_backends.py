@@ -156,10 +156,22 @@ def _close(handle: int) -> None:
         _ctypes.dlclose(handle)  # type: ignore[attr-defined]
 
 
+def _open(path: Path) -> ctypes.CDLL:
+    """dlopen ``path``; an OSError carries the loader's own reason. (In the frozen app
+    PyInstaller's ctypes hook would replace it by "most likely not found when the
+    application was frozen", which hides e.g. a missing libcuda.so.1.)"""
+    if sys.platform == "win32":
+        return ctypes.CDLL(str(path))
+    import _ctypes
+
+    handle = _ctypes.dlopen(str(path), ctypes.DEFAULT_MODE)  # type: ignore[attr-defined]
+    return ctypes.CDLL(str(path), handle=handle)
+
+
 def score_file(name: str, path: Path) -> Candidate:
     """Open a variant file just to ask ``ggml_backend_score()``, as ggml's own loader does."""
     try:
-        lib = ctypes.CDLL(str(path))
+        lib = _open(path)
     except OSError as exc:
         return Candidate(name, path, 0, problem=str(exc) or "dlopen failed")
     try:
@@ -214,7 +226,7 @@ def load_backends(lib_dir: Path) -> BackendState:
         # Opening it first gives the loader's reason in words (e.g. libcuda.so.1 is absent
         # on a machine without the NVIDIA driver); ggml would only log it.
         try:
-            _close(ctypes.CDLL(str(path))._handle)
+            _close(_open(path)._handle)
         except OSError as exc:
             gpu_missing.append(f"{name}: {exc}")
             continue
