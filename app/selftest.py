@@ -134,7 +134,9 @@ def _llama_facts(say: Say) -> bool:
     elif backends.gpu_loaded:
         say("GPU backend", ", ".join(backends.gpu_loaded))
     say("llama.cpp system", info)
-    say("GPU offload", "available" if offload else "not available (CPU-only llama.cpp build)")
+    why = ("its GPU backend did not load" if backends.gpu_missing
+           else "CPU-only llama.cpp build")
+    say("GPU offload", "available" if offload else f"not available ({why})")
     return offload
 
 
