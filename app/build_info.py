@@ -84,11 +84,16 @@ def _from_file(path: Path, frozen: bool) -> BuildInfo:
 def gpu_build_advice(info: BuildInfo | None = None) -> str | None:
     """What to tell a user whose NVIDIA GPU this build cannot use; None when nothing.
 
+    A GPU build whose GPU backend file could not be loaded (no driver) says so first.
+
     From source, the hardware report's advice (rebuild with CUDA) applies as is; a frozen
     CPU bundle cannot be rebuilt by its user, so it points at the CUDA installer instead.
     """
     from app.hardware import detect
 
+    notice = _gpu_backend_notice()
+    if notice:  # a GPU build started without its driver: it runs, on the CPU
+        return notice
     advice = detect().advice
     if advice is None:
         return None
@@ -98,3 +103,11 @@ def gpu_build_advice(info: BuildInfo | None = None) -> str | None:
     return ("An NVIDIA GPU is present, but this PaliDesk is a CPU-only build "
             f"({info.variant}), so models run on the CPU. A CUDA build of PaliDesk exists: "
             f"install {DOWNLOAD_HINT} to use the GPU.")
+
+
+def _gpu_backend_notice() -> str | None:
+    try:
+        from app.engine.llama_library import gpu_backend_notice
+    except Exception:  # llama.cpp itself cannot be loaded: the model load will say why
+        return None
+    return gpu_backend_notice()

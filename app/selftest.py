@@ -116,16 +116,27 @@ def _llama_facts(say: Say) -> bool:
 
         from app.engine.llama_library import ensure_backend, supports_gpu_offload
 
-        ensure_backend()
+        backends = ensure_backend()
         info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
         offload = supports_gpu_offload()
+    except PaliDeskError as exc:  # e.g. no CPU backend file could be loaded
+        raise SelfTestFailure(str(exc)) from exc
     except Exception as exc:
         raise SelfTestFailure(f"llama.cpp could not be loaded: {exc}") from exc
     # Where libllama came from: inside the bundle when frozen, the venv otherwise.
     library = getattr(getattr(llama_cpp.llama_cpp, "_lib", None), "_name", "unknown")
     say("llama-cpp-python", f"{getattr(llama_cpp, '__version__', 'unknown')} ({library})")
+    say("CPU backend", backends.cpu_description())
+    for skipped in (*backends.skipped, *backends.gpu_missing):
+        say("  not used", skipped)
+    if backends.gpu_notice():
+        say("GPU backend", backends.gpu_notice() or "")
+    elif backends.gpu_loaded:
+        say("GPU backend", ", ".join(backends.gpu_loaded))
     say("llama.cpp system", info)
-    say("GPU offload", "available" if offload else "not available (CPU-only llama.cpp build)")
+    why = ("its GPU backend did not load" if backends.gpu_missing
+           else "CPU-only llama.cpp build")
+    say("GPU offload", "available" if offload else f"not available ({why})")
     return offload
 
 

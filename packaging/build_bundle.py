@@ -95,6 +95,31 @@ def check_llama_libs(bundle: Path) -> list[Path]:
     return libs
 
 
+_MODULE = re.compile(r"^(?:lib)?ggml-(?!base\.)[\w.-]+\.(?:so|dll|dylib)$")
+
+
+def check_backend_modules(libs: list[Path]) -> list[str]:
+    """A run-time-loaded build's backend modules (``libggml-cpu-haswell.so``...): every one
+    the installed llama-cpp-python has must be in the bundle; returns their names.
+
+    libggml opens them itself, so nothing else would notice a missing one: the app would
+    just run slower on CPUs whose variant is absent.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    source = Path(next(iter(spec.submodule_search_locations))) / "lib"
+    if not source.is_dir():
+        return []
+    wanted = {p.name for p in source.iterdir() if _MODULE.match(p.name)}
+    missing = sorted(wanted - {p.name for p in libs})
+    if missing:
+        raise SystemExit(f"the bundle lacks llama.cpp backend modules: {', '.join(missing)}")
+    return sorted(wanted)
+
+
 def link_duplicate_libs(bundle: Path) -> int:
     """Linux: turn ``libllama.so`` into a symlink to its identical ``libllama.so.0``.
 
@@ -163,8 +188,11 @@ def main() -> int:
         saved = link_duplicate_libs(bundle) + strip_python(bundle)
         print(f"deduplicated llama.cpp libraries, stripped libpython: {saved / 1e6:.1f} MB saved")
     libs = check_llama_libs(bundle)
+    modules = check_backend_modules(libs)
     size = folder_size(bundle)
-    print(f"llama.cpp libraries: {', '.join(p.name for p in libs)}")
+    print(f"llama.cpp libraries: {', '.join(p.name for p in libs if p.name not in modules)}")
+    if modules:
+        print(f"llama.cpp backend modules (all {len(modules)} bundled): {', '.join(modules)}")
     print(f"bundle: {bundle.relative_to(ROOT)}  {size / 1e6:.1f} MB  "
           f"({time.monotonic() - started:.0f} s)", flush=True)
     return 0

@@ -149,6 +149,24 @@ def test_llama_hook_keeps_the_loaded_names_only(tmp_path: Path):
     assert any(src.endswith("libllama.so") for src, _ in hook.binaries)
 
 
+def test_llama_hook_keeps_every_cpu_variant_and_gpu_backend(tmp_path: Path):
+    # A release build's backend modules: libggml opens them itself at run time, so a
+    # missing one would silently cost speed (or, for the GPU one, the GPU).
+    hook = _load_hook("llama_cpp")
+    variants = ["x64", "sse42", "sandybridge", "ivybridge", "piledriver", "haswell",
+                "skylakex", "cannonlake", "cascadelake", "icelake", "cooperlake", "zen4",
+                "alderlake", "sapphirerapids", "armv8.2_1", "armv9.2_2"]
+    names = [f"libggml-cpu-{v}.so" for v in variants] + [
+        "libggml-cuda.so", "libggml-base.so", "libggml-base.so.0", "libggml-base.so.0.9.4",
+        "ggml-cpu-haswell.dll", "libggml-cpu-zen4.dylib"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    kept = {p.name for p in hook.llama_libraries(tmp_path)}
+    assert {f"libggml-cpu-{v}.so" for v in variants} <= kept
+    assert {"libggml-cuda.so", "ggml-cpu-haswell.dll", "libggml-cpu-zen4.dylib"} <= kept
+    assert "libggml-base.so.0.9.4" not in kept
+
+
 def test_qt_hook_drops_unused_plugins():
     hook = _load_hook("PySide6.QtGui")
     plugins = "PySide6/Qt/plugins"

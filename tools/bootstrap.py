@@ -2,7 +2,11 @@
 """Set up PaliDesk on a fresh machine: a virtual environment, a llama.cpp build that
 suits this CPU, and the project itself.
 
-Standard library only, because it runs before anything is installed.
+Standard library only, because it runs before anything is installed. It runs under any
+``python3`` from 3.8 on and makes the venv with the newest supported Python it finds
+(3.11, 3.12 or 3.13: ``python3.X`` on PATH, pyenv's versions, or the one running it), or
+says which to install. ``--python 3.12`` (or ``PALIDESK_PYTHON``) picks one; an existing
+``.venv`` keeps its Python.
 
 Why we build llama-cpp-python ourselves: PyPI ships it as source only, and a default
 (``-march=native``) build is unsafe on CPUs that advertise AMX inside VMs that do not
@@ -21,14 +25,17 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 LLAMA_VERSION = "0.3.36"
 ROOT = Path(__file__).resolve().parent.parent
 MARKER_NAME = "palidesk-llama-build.json"
+# Keep in step with pyproject's requires-python. Newest first: it is the one picked.
+SUPPORTED = ("3.13", "3.12", "3.11")
+_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 # Common to every x86 build: no host-specific tuning, so the wheel runs on any CPU
 # that has the sets we name.
@@ -83,12 +90,97 @@ def venv_python(venv_dir: Path) -> Path:
     return venv_dir / sub
 
 
-def ensure_venv(venv_dir: Path) -> Path:
+def python_version(python: str) -> str | None:
+    """``"3.12"`` for an interpreter that runs; None for one that does not (a pyenv shim
+    of a version that is not enabled exits non-zero, a broken link cannot start)."""
+    try:
+        done = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def candidate_pythons() -> list[str]:
+    """Interpreters worth probing, most specific first."""
+    names = [f"python{v}" for v in SUPPORTED] + ["python3", "python"]
+    found = [path for path in map(shutil.which, names) if path]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for version in SUPPORTED:  # pyenv installs that its shims do not enable
+        found += sorted(str(p) for p in pyenv_root.glob(f"versions/{version}*/bin/python{version}"))
+    return [sys.executable, *found]
+
+
+def find_pythons() -> dict[str, str]:
+    """Every Python version found -> one interpreter of it (the first found)."""
+    versions: dict[str, str] = {}
+    for python in candidate_pythons():
+        version = python_version(python)
+        if version and version not in versions:
+            versions[version] = python
+    return versions
+
+
+def _supported_text() -> str:
+    oldest_first = list(reversed(SUPPORTED))
+    return f"{', '.join(oldest_first[:-1])} or {oldest_first[-1]}"
+
+
+def install_hint(found: dict[str, str]) -> str:
+    have = ", ".join(f"{v} ({p})" for v, p in sorted(found.items())) or "none"
+    return (
+        f"PaliDesk needs Python {_supported_text()}; found: {have}.\n"
+        "Install one, e.g. Ubuntu/Debian: sudo apt install python3.12 python3.12-venv; "
+        "Fedora: sudo dnf install python3.12; macOS: brew install python@3.12; "
+        "Windows: python.org's 3.12 installer. Then run this again."
+    )
+
+
+def choose_python(requested: str | None, venv_dir: Path) -> tuple[str, str]:
+    """(interpreter, version) for the venv; raises SystemExit with advice when none fits."""
+    if requested and requested[0].isdigit() and requested not in SUPPORTED:
+        raise SystemExit(f"--python {requested}: PaliDesk needs Python {_supported_text()}.")
+    existing = venv_python(venv_dir)
+    if existing.exists():
+        have = python_version(str(existing))
+        if have in SUPPORTED and requested in (None, have):
+            return str(existing), have
+        if requested is None or have is None:
+            raise SystemExit(
+                f"{venv_dir} was made with Python {have or '(broken)'}, which PaliDesk does "
+                f"not support. Remove it (rm -rf {venv_dir}) and run this again.")
+        raise SystemExit(
+            f"{venv_dir} uses Python {have}, not {requested}. Remove it "
+            f"(rm -rf {venv_dir}) or pass --venv DIR for a second environment.")
+    if requested and not requested[0].isdigit():  # a path to an interpreter
+        have = python_version(requested)
+        if have not in SUPPORTED:
+            raise SystemExit(f"{requested} is Python {have or '(does not start)'}.\n"
+                             + install_hint({have: requested} if have else {}))
+        return requested, have
+    found = find_pythons()
+    wanted = [requested] if requested else list(SUPPORTED)
+    for version in wanted:
+        if version in found:
+            return found[version], version
+    raise SystemExit(install_hint(found))
+
+
+def ensure_venv(venv_dir: Path, requested: str | None) -> Path:
     python = venv_python(venv_dir)
-    if not python.exists():
-        print(f"Creating virtual environment in {venv_dir}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(venv_dir)
-        run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip", "wheel"])
+    base, version = choose_python(requested, venv_dir)
+    if python.exists():
+        print(f"Using {venv_dir} (Python {version}).", flush=True)
+        return python
+    print(f"Creating virtual environment in {venv_dir} with Python {version} ({base})",
+          flush=True)
+    made = subprocess.run([base, "-m", "venv", str(venv_dir)])
+    if made.returncode != 0 or not python.exists():
+        raise SystemExit(
+            f"Python {version} could not make a virtual environment. On Debian/Ubuntu "
+            f"install its venv module (sudo apt install python{version}-venv), remove "
+            f"{venv_dir} and run this again.")
+    run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip", "wheel"])
     return python
 
 
@@ -138,11 +230,16 @@ def main() -> int:
         help="also install torch and transformers (only to regenerate reference outputs)",
     )
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv")
+    parser.add_argument(
+        "--python", default=os.environ.get("PALIDESK_PYTHON") or None,
+        help=f"the venv's Python: a version ({_supported_text()}) or a path; "
+             "default: the newest found (env PALIDESK_PYTHON)")
     args = parser.parse_args()
-    if sys.version_info[:2] != (3, 11):
-        print(f"PaliDesk needs Python 3.11; this is {platform.python_version()}.")
+    try:
+        python = ensure_venv(args.venv, args.python)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
         return 1
-    python = ensure_venv(args.venv)
     ensure_llama(python, args.venv)
     extras = [name for name, on in (("dev", args.dev), ("reference", args.reference)) if on]
     target = f"{ROOT}[{','.join(extras)}]" if extras else str(ROOT)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 
-from app.hardware import HardwareReport, detect, format_gb
+from app.hardware import HardwareReport, detect, format_gb, llama_cpu_backend
 
 
 def print_hardware(as_json: bool = False) -> int:
     """Print the hardware report; exit code 0 (a CPU-only machine is a valid answer)."""
     report = detect()
+    backend = llama_cpu_backend()
     if as_json:
         # One JSON object on one line, nothing else on stdout (scripts parse it).
-        print(json.dumps(report.to_dict()))
+        print(json.dumps({**report.to_dict(), "cpu_backend": backend}))
     else:
-        print("\n".join(report_lines(report)))
+        print("\n".join([*report_lines(report), f"cpu backend:  {backend}"]))
     return 0
 
 

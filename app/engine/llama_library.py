@@ -1,4 +1,5 @@
-"""Process-wide llama.cpp set-up: backend init, log routing, and build/CPU facts."""
+"""Process-wide llama.cpp set-up: backend init (and, for release builds, loading the
+backend files: see ``cpu_backends``), log routing, and build/CPU facts."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from pathlib import Path
 import llama_cpp
 from llama_cpp import mtmd_cpp
 
+from app.engine.cpu_backends import BackendState, NoCpuBackendError, load_backends
+
 log = logging.getLogger("palidesk.llama")
 
 _init_lock = threading.Lock()
 _initialised = False
+_backends: BackendState | None = None
+_backend_error: NoCpuBackendError | None = None
 # ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation. Its warnings are
 # mostly notes for developers (e.g. "using full-size SWA cache"), so they go to INFO.
 _LEVELS = {2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
@@ -41,21 +46,61 @@ def _route_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         log.log(level, message)
 
 
-def ensure_backend() -> None:
-    """Initialise llama.cpp once per process and route its logs."""
-    global _initialised
+def library_dir() -> Path:
+    """The folder llama-cpp-python loaded libllama from (inside the bundle when frozen)."""
+    loaded = getattr(getattr(llama_cpp.llama_cpp, "_lib", None), "_name", None)
+    if loaded:
+        return Path(loaded).parent
+    return Path(llama_cpp.__file__).parent / "lib"
+
+
+def ensure_backend() -> BackendState:
+    """Initialise llama.cpp once per process, route its logs and load its backends.
+
+    Raises NoCpuBackendError (an EngineError, every time it is called) when the build's
+    CPU backend files are all unusable.
+    """
+    global _initialised, _backends, _backend_error
     with _init_lock:
-        if _initialised:
-            return
-        llama_cpp.llama_log_set(_route_log, ctypes.c_void_p(0))
-        mtmd_cpp.mtmd_log_set(_route_log, ctypes.c_void_p(0))
-        mtmd_cpp.mtmd_helper_log_set(_route_log, ctypes.c_void_p(0))
-        llama_cpp.llama_backend_init()
-        _initialised = True
+        if not _initialised:
+            llama_cpp.llama_log_set(_route_log, ctypes.c_void_p(0))
+            mtmd_cpp.mtmd_log_set(_route_log, ctypes.c_void_p(0))
+            mtmd_cpp.mtmd_helper_log_set(_route_log, ctypes.c_void_p(0))
+            try:
+                _backends = load_backends(library_dir())
+            except NoCpuBackendError as exc:
+                _backend_error = exc
+            llama_cpp.llama_backend_init()
+            _initialised = True
+        if _backend_error is not None:
+            raise _backend_error
+        assert _backends is not None
+        return _backends
+
+
+def cpu_backend_line() -> str:
+    """The CPU backend in use, for reports ("zen4 (AVX-512 VBMI, VNNI, BF16)"); never raises."""
+    try:
+        return ensure_backend().cpu_description()
+    except NoCpuBackendError as exc:
+        return f"none could be loaded ({exc})"
+
+
+def gpu_backend_notice() -> str | None:
+    """A GPU build whose GPU backend did not load (no driver): what to tell the user."""
+    try:
+        return ensure_backend().gpu_notice()
+    except NoCpuBackendError:
+        return None
 
 
 def supports_gpu_offload() -> bool:
-    """Whether this llama-cpp-python build can place layers on a GPU."""
+    """Whether this llama-cpp-python build can place layers on a GPU (False when llama.cpp
+    has no usable backend: the model load then says why)."""
+    try:
+        ensure_backend()
+    except NoCpuBackendError:
+        return False
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 

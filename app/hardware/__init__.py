@@ -10,6 +10,7 @@ from app.hardware.hardware_report import (
     HardwareReport,
     detect,
     format_gb,
+    llama_cpu_backend,
     llama_offload_supported,
 )
 from app.hardware.system_info import SystemInfo, read_system
@@ -22,6 +23,7 @@ __all__ = [
     "SystemInfo",
     "detect",
     "format_gb",
+    "llama_cpu_backend",
     "llama_offload_supported",
     "read_gpus",
     "read_system",

@@ -99,6 +99,16 @@ def llama_offload_supported() -> bool:
         return False
 
 
+def llama_cpu_backend() -> str:
+    """Which llama.cpp CPU backend runs models here, e.g. "zen4 (AVX-512 VBMI, VNNI, BF16)";
+    never raises (a release build picks it at run time: app/engine/cpu_backends.py)."""
+    try:
+        from app.engine.llama_library import cpu_backend_line
+    except Exception as exc:  # llama.cpp's shared library itself cannot be loaded
+        return f"unknown (llama.cpp could not be loaded: {exc})"
+    return cpu_backend_line()
+
+
 def _gpu_dict(gpu: GpuInfo) -> dict[str, Any]:
     return {
         "index": gpu.index,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import platform
 
 from PySide6 import __version__ as pyside_version
@@ -21,6 +22,7 @@ def about_text() -> str:
         f"<h3>PaliDesk {__version__}</h3>"
         "<p>Google's PaliGemma 2 on your own machine, through llama.cpp.</p>"
         f"<p><b>Build:</b> {build.variant} ({gpu})<br>"
+        f"<b>CPU backend:</b> {html.escape(_cpu_backend())}<br>"
         f"<b>llama-cpp-python:</b> {build.llama_cpp_python or 'unknown'}<br>"
         f"<b>Qt:</b> {qVersion()} (PySide6 {pyside_version}) · Python "
         f"{platform.python_version()}<br>"
@@ -37,3 +39,9 @@ def _offload() -> bool:
     from app.hardware import llama_offload_supported
 
     return llama_offload_supported()
+
+
+def _cpu_backend() -> str:
+    from app.hardware import llama_cpu_backend
+
+    return llama_cpu_backend()

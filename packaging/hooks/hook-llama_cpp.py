@@ -9,6 +9,12 @@ Only the names something opens are kept: the plain name ctypes loads (``libllama
 (``libggml.so.0``, ``libggml.0.dylib``). A wheel stores symlinks as copies, so the fully
 versioned third copy (``libggml.so.0.25.3``) is dropped: about a third of the size.
 A library that has no shorter name is kept whatever its name (never drop the only copy).
+
+A release build (``GGML_BACKEND_DL``) adds backend modules that ``libggml`` opens by
+itself at run time: one ``libggml-cpu-<level>.so`` per CPU instruction-set level
+(``haswell``, ``icelake``, ``armv8.2_1``, ...) and the GPU backend (``libggml-cuda.so``).
+They have no versioned copies and are all kept: which one runs is decided on the user's
+CPU (``app/engine/cpu_backends.py``).
 """
 
 from __future__ import annotations
@@ -26,14 +32,21 @@ _SHARED = re.compile(
     r"|\.dll"
     r")$"
 )
+# Backend modules: never versioned; names may hold dots (libggml-cpu-armv8.2_1.so).
+_MODULE = re.compile(r"^(?:lib)?ggml-[\w.-]+\.(?:so|dll|dylib)$")
 
 
 def llama_libraries(lib_dir: Path) -> list[Path]:
     """The shared libraries of ``lib_dir`` worth shipping (see the module docstring)."""
     by_stem: dict[str, list[tuple[int, Path]]] = {}
+    modules = []
     for path in sorted(lib_dir.iterdir()):
+        if not path.is_file():
+            continue
         match = _SHARED.match(path.name)
-        if not match or not path.is_file():
+        if not match:
+            if _MODULE.match(path.name):
+                modules.append(path)
             continue
         version = match.group("so") or match.group("dy") or ""
         by_stem.setdefault(match.group("stem"), []).append((version.count("."), path))
@@ -41,7 +54,7 @@ def llama_libraries(lib_dir: Path) -> list[Path]:
     for versions in by_stem.values():
         short = [path for depth, path in versions if depth <= 1]
         chosen += short or [min(versions)[1]]
-    return sorted(chosen)
+    return sorted(chosen + modules)
 
 
 _, _package_dir = get_package_paths("llama_cpp")

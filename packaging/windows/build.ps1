@@ -22,8 +22,11 @@ function Invoke-Checked([string] $Exe, [string[]] $Arguments) {
     if ($LASTEXITCODE -ne 0) { throw "$Exe $($Arguments -join ' ') failed ($LASTEXITCODE)" }
 }
 
-# Portable CPU flags (an installer runs on other CPUs than the build machine's).
-$CpuArgs = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+# Every x86 CPU variant of llama.cpp, loaded at run time (the best one the user's CPU runs;
+# see packaging/build_variant.sh and app/engine/cpu_backends.py). MSVC builds fewer
+# variants (no ivybridge/piledriver/cooperlake/zen4/sapphirerapids). The DLLs go next to
+# llama.dll (CMAKE_INSTALL_BINDIR). Not run on Windows yet.
+$CpuArgs = "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DCMAKE_INSTALL_BINDIR=llama_cpp/lib"
 $CMakeArgs = switch ($Variant) {
     "cpu" { $CpuArgs }
     "cuda" { "$CpuArgs -DGGML_CUDA=on" }
