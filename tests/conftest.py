@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -51,6 +52,15 @@ def converted(tmp_path_factory: pytest.TempPathFactory):
         return built[name]
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def collect_qt_garbage():
+    """Collect each test's garbage in the main thread: a widget left in a reference cycle
+    and collected later by a Python thread of another test (a worker running a model)
+    would be destroyed outside the GUI thread, which makes Qt abort the process."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

@@ -36,9 +36,10 @@ def test_badges_follow_the_hardware(qtbot, tmp_path: Path) -> None:
     assert _badges(big, "paligemma2-3b-mix-224") == ["fits on GPU"] * 3
     assert _badges(big, "paligemma2-28b-pt-896")[0] in ("partial offload", "CPU only",
                                                          "too large")
-    cpu = ModelsDialog(InstalledModels(tmp_path), _hardware(None, ram_gb=4))
+    cpu = ModelsDialog(InstalledModels(tmp_path), _hardware(None, ram_gb=5))
     qtbot.addWidget(cpu)
-    assert _badges(cpu, "paligemma2-3b-mix-224")[-1] == "CPU only"  # Q4_K_M fits in 4 GB
+    # Q4_K_M fits in 5 GB (PaliDesk takes at most 80 % of it, with room for 2048 new tokens)
+    assert _badges(cpu, "paligemma2-3b-mix-224")[-1] == "CPU only"
     assert _badges(cpu, "paligemma2-3b-mix-224")[0] == "too large"  # F16 does not
     cpu.catalog.selectRow(0)
     assert "licence" in cpu.choice_label.text()
