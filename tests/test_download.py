@@ -436,7 +436,7 @@ def test_a_disk_filling_up_is_told_with_the_real_file_name(
     with pytest.raises(DiskSpaceError) as error:
         download_checkpoint(REPO, endpoint=hub.url)
     message = str(error.value)
-    assert f"The disk is full while downloading {WEIGHTS} into" in message
+    assert f"The disk is full, so PaliDesk could not download {WEIGHTS} into" in message
     assert ".incomplete" not in message
 
 

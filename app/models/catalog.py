@@ -24,6 +24,7 @@ from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as T
 
 from app.errors import CatalogError
+from app.models.decoder_shape import DecoderShape
 
 OWNER = "google"
 VOCAB_ROWS = 257216  # 257152 tokens, embedding matrix padded to a multiple of 64
@@ -73,19 +74,14 @@ def _padded(nbytes: int) -> int:
     return -(-nbytes // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
 
 
-@dataclass(frozen=True)
-class VariantDims:
-    """The shapes of one PaliGemma 2 checkpoint (engine doc §1)."""
+@dataclass(frozen=True, kw_only=True)
+class VariantDims(DecoderShape):
+    """The shapes of one PaliGemma 2 checkpoint (engine doc §1): the decoder's (positional,
+    as ``DecoderShape``), then keywords for what the published configs all share."""
 
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    image_size: int
     vocab_rows: int = VOCAB_ROWS
     sliding_window: int = 4096
+    image_size: int
     vision_hidden: int = 1152
     vision_intermediate: int = 4304
     vision_layers: int = 27

@@ -28,6 +28,7 @@ from pathlib import Path
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+from app import file_errors
 from app.errors import (
     Cancelled,
     CorruptDownloadError,
@@ -138,12 +139,13 @@ def _check_space(plan: DownloadPlan, quant_types: Sequence[str] | None, dims: Va
 def write_error(exc: OSError, name: str, folder: Path) -> PaliDeskError:
     """An OSError while writing ``name`` into ``folder``, in words (a full disk is the
     common case). ``name`` is the repository's file, never the library's temporary one."""
-    if exc.errno == errno.ENOSPC:
-        return DiskSpaceError(
-            f"The disk is full while downloading {name} into {folder}. Free some space "
-            "and run the download again; files already complete are kept."
-        )
-    return DownloadError(f"Cannot write {name} into {folder}: {exc.strerror or exc}.")
+    # The words come from the one OSError-to-sentence helper; only the error type (a full
+    # disk is a DiskSpaceError the window treats apart) is decided here.
+    message = file_errors.sentence(exc, f"download {name} into {folder}", folder / name,
+                                   "Files already complete are kept.")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskSpaceError(message)
+    return DownloadError(message)
 
 
 def _check_cancel(cancel: CancelFlag | None, plan: DownloadPlan) -> None:
