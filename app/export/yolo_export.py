@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from app.export.atomic_write import make_folder, write_text_atomic
@@ -10,6 +10,7 @@ from app.export.export_summary import ExportSummary
 from app.export.file_names import unique_stems
 from app.export.record_selection import labels_in_order, spatial_records
 from app.history.history_record import HistoryRecord
+from app.tasks.parsing import DetectedObject
 
 CLASSES_FILE = "classes.txt"
 
@@ -23,6 +24,19 @@ def export_yolo(records: Iterable[HistoryRecord], out_dir: Path | str) -> Export
     clash get a short hash suffix. An image of unknown size is skipped. Raises
     ``ExportError``.
     """
+    return write_label_files(
+        records, out_dir, lambda class_id, obj, size: _yolo_line(class_id, obj.box, size))
+
+
+# One line of a label file for an object (its class id, the object, the image's size), or
+# None to leave the object out.
+ObjectLine = Callable[[int, DetectedObject, tuple[int, int]], str | None]
+
+
+def write_label_files(records: Iterable[HistoryRecord], out_dir: Path | str,
+                      object_line: ObjectLine) -> ExportSummary:
+    """The YOLO folder layout shared by the box and the polygon export: a label file per
+    image (newest detect/segment result per image and prompt) and ``classes.txt``."""
     folder = Path(out_dir)
     chosen = spatial_records(records)
     labels = labels_in_order(chosen)
@@ -32,11 +46,12 @@ def export_yolo(records: Iterable[HistoryRecord], out_dir: Path | str) -> Export
     unsized: set[str] = set()
     for record in chosen:
         if min(record.image_size) <= 0:
-            unsized.add(record.image_path)  # boxes cannot be normalised without a size
+            unsized.add(record.image_path)  # coordinates cannot be normalised without a size
             continue
-        lines[record.image_path] += [
-            _yolo_line(class_ids[obj.label], obj.box, record.image_size) for obj in record.objects
-        ]
+        for obj in record.objects:
+            line = object_line(class_ids[obj.label], obj, record.image_size)
+            if line is not None:
+                lines[record.image_path].append(line)
     make_folder(folder)
     summary = ExportSummary()
     for path, stem in stems.items():

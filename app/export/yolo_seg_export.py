@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.export.atomic_write import make_folder, write_text_atomic
 from app.export.export_summary import ExportSummary
-from app.export.file_names import unique_stems
 from app.export.mask_polygons import mask_polygons
-from app.export.record_selection import labels_in_order, spatial_records
-from app.export.yolo_export import CLASSES_FILE
+from app.export.yolo_export import write_label_files
 from app.history.history_record import HistoryRecord
 from app.tasks.parsing import DetectedObject
 
@@ -28,35 +25,11 @@ def export_yolo_seg(records: Iterable[HistoryRecord], out_dir: Path | str) -> Ex
     Class ids start at 0 in order of first appearance. An object whose mask is empty is
     left out; an image of unknown size is skipped. Raises ``ExportError``.
     """
-    folder = Path(out_dir)
-    chosen = spatial_records(records)
-    labels = labels_in_order(chosen)
-    class_ids = {label: index for index, label in enumerate(labels)}
-    stems = unique_stems((record.image_path for record in chosen), reserved={"classes"})
-    lines: dict[str, list[str]] = {path: [] for path in stems}
-    unsized: set[str] = set()
-    for record in chosen:
-        if min(record.image_size) <= 0:
-            unsized.add(record.image_path)
-            continue
-        for obj in record.objects:
-            points = _outline(obj)
-            if points:
-                lines[record.image_path].append(
-                    _line(class_ids[obj.label], points, record.image_size))
-    make_folder(folder)
-    summary = ExportSummary()
-    for path, stem in stems.items():
-        target = folder / f"{stem}.txt"
-        if path in unsized:
-            summary.skipped.append(target)
-            continue
-        write_text_atomic(target, "".join(line + "\n" for line in lines[path]))
-        summary.written.append(target)
-    classes = folder / CLASSES_FILE
-    write_text_atomic(classes, "".join(label + "\n" for label in labels))
-    summary.written.append(classes)
-    return summary
+    def object_line(class_id: int, obj: DetectedObject, size: tuple[int, int]) -> str | None:
+        points = _outline(obj)
+        return _line(class_id, points, size) if points else None
+
+    return write_label_files(records, out_dir, object_line)
 
 
 def _outline(obj: DetectedObject) -> list[tuple[float, float]]:
