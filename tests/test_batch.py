@@ -212,7 +212,7 @@ def test_bad_arguments_are_refused_in_plain_words(model, tmp_path):
     assert done.returncode == 1 and "needs --task detect" in done.stderr and not out.exists()
     done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--limit", "0",
                     "--out", out)
-    assert done.returncode == 2 and "must be 1 or more" in done.stderr
+    assert done.returncode == 2 and "a whole number from 1 to" in done.stderr
     out.write_text('{"image": "x.jpg", "text": "from somewhere else"}\n')
     done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--out", out,
                     "--resume")

@@ -11,7 +11,14 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.tasks import LANGUAGES, CaptionStyle, TaskKind
+from app.cli import option_types
+from app.cli.task_options import add_task_options
+from app.tasks import TaskKind
+
+# Ranges for the batch's own numbers, in the same words as every other option.
+_positive_int = option_types.whole_number(1, 2**31 - 1)
+_positive_float = option_types.number(0.0, 1e6, low_open=True)
+_non_negative_float = option_types.number(0.0, 1e6)
 
 if TYPE_CHECKING:  # the parser is built on every start: the batch modules load lazily
     from app.batch.job import BatchJob
@@ -34,7 +41,8 @@ def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     batch.add_argument("--model", required=True, metavar="NAME|DIR",
                        help="an installed model's name or a model folder")
     batch.add_argument("--quant", help="text model type (case-insensitive); default: best")
-    add_task_options(batch)
+    add_task_options(batch, gpu_layers_default=None,
+                     gpu_layers_help="-1 = all (GPU builds only); default 0, or -1 with Ray GPUs")
     batch.add_argument("--out", type=Path, required=True, metavar="RESULTS.jsonl",
                        help="results file: one JSON line per image, appended as they finish")
     batch.add_argument("--resume", action="store_true",
@@ -63,26 +71,6 @@ def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     ray.add_argument("--ray-gpus-per-worker", type=_non_negative_float, default=0.0,
                      metavar="N", help="GPUs each worker reserves (e.g. 1, or 0.5 to "
                                        "share one); implies --gpu-layers -1")
-
-
-def add_task_options(parser: argparse.ArgumentParser) -> None:
-    """The task and generation options, as ``palidesk run`` takes them (with ranges)."""
-    parser.add_argument("--task", required=True, choices=[k.value for k in TaskKind])
-    parser.add_argument("--prompt", help="question (ask), answer (question) or custom prompt")
-    parser.add_argument("--lang", default="en", help=f"one of: {' '.join(LANGUAGES)}")
-    parser.add_argument("--caption-style", choices=[s.value for s in CaptionStyle],
-                        default=CaptionStyle.CAPTION.value,
-                        help="cap = short, caption = COCO-style, describe = detailed")
-    parser.add_argument("--classes", default="", help='objects to find, e.g. "cat;dog"')
-    parser.add_argument("--max-tokens", type=_positive_int, default=128)
-    parser.add_argument("--threads", type=_positive_int)
-    parser.add_argument("--gpu-layers", type=int, default=None,
-                        help="-1 = all (GPU builds only); default 0, or -1 with Ray GPUs")
-    parser.add_argument("--temperature", type=_non_negative_float, default=0.0,
-                        help="0 = greedy (default)")
-    parser.add_argument("--top-k", type=_non_negative_int, default=0)
-    parser.add_argument("--top-p", type=_probability, default=1.0)
-    parser.add_argument("--seed", type=_non_negative_int, default=0)
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
@@ -201,49 +189,3 @@ def _export(args: argparse.Namespace, job: BatchJob) -> None:
     print(f"exported {args.export}: {len(result.written)} files written {where}"
           + (f", {len(result.skipped)} left as they were" if result.skipped else ""),
           file=sys.stderr)
-
-
-def _positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = _number(text, float)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {text}")
-    return value
-
-
-def _number(text: str, kind: type[int] | type[float]) -> int | float:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value

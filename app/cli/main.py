@@ -19,9 +19,8 @@ from app.cli.masks_command import add_masks_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
 from app.cli.score_command import add_score_parser
+from app.cli.task_options import add_task_options
 from app.errors import Cancelled, PaliDeskError
-from app.settings.validation import MAX_NEW_TOKENS
-from app.tasks import LANGUAGES, CaptionStyle, TaskKind
 from app.user_folders import explain
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a Unix tool stopped by a closed pipe
@@ -72,25 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", type=Path, required=True,
                      help="model folder, or the name of an installed model")
     run.add_argument("--quant", help="text model type (case-insensitive); default: best present")
-    run.add_argument("--task", required=True, choices=[k.value for k in TaskKind])
-    run.add_argument("--prompt", help="question (ask), answer (question) or custom prompt")
-    run.add_argument("--lang", default="en", help=f"one of: {' '.join(LANGUAGES)}")
-    run.add_argument("--caption-style", choices=[s.value for s in CaptionStyle],
-                     default=CaptionStyle.CAPTION.value,
-                     help="cap = short, caption = COCO-style, describe = detailed")
-    run.add_argument("--classes", default="", help='objects to find, e.g. "cat;dog"')
-    run.add_argument("--max-tokens", type=option_types.max_tokens, default=128,
-                     help=f"1 to {MAX_NEW_TOKENS} (default 128)")
-    run.add_argument("--threads", type=option_types.threads,
-                     help="CPU threads (default: the CPUs this process may use)")
-    run.add_argument("--gpu-layers", type=option_types.gpu_layers, default=0,
-                     help="-1 = all (GPU builds only)")
-    run.add_argument("--temperature", type=option_types.temperature, default=0.0,
-                     help="0 = greedy (default)")
-    run.add_argument("--top-k", type=option_types.top_k, default=0)
-    run.add_argument("--top-p", type=option_types.top_p, default=1.0)
-    run.add_argument("--seed", type=option_types.seed, default=0,
-                     help="sampling seed; -1 = a new random seed each run")
+    add_task_options(run)
     run.add_argument("--json", action="store_true",
                      help="one JSON object per image on stdout, nothing else")
     run.add_argument("--mask-decoder", type=Path, metavar="FILE",
