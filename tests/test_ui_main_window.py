@@ -225,7 +225,7 @@ def test_run_all_skips_images_done_for_this_task_and_model(qtbot, window: MainWi
     before = len(window.history.recent())
     run_all_and_wait(qtbot, window)
     assert len(window.history.recent()) == before + 1  # only the new image ran
-    assert "1 already done" in window.status.batch_label.text()
+    assert "1 already done" in window.status.batch_label.full_text()
 
 
 def test_first_run_panel_without_a_model(qtbot, tmp_path: Path):

@@ -99,7 +99,7 @@ def test_skipped_images_show_their_stored_result_and_export_after_a_restart(
     again = _window(qtbot, tmp_path, tiny)  # a new start: same settings and history
     _queue(qtbot, again, [tmp_path / "photos"])
     _run_all(qtbot, again)
-    assert again.status.batch_label.text().startswith(
+    assert again.status.batch_label.full_text().startswith(
         "Run all finished: 3 of 3 · 3 already done")
     assert len(again.history.recent()) == 3  # nothing ran again
     assert {i.note for i in again.queue.items()} == {"stored result"}
@@ -121,7 +121,7 @@ def test_identical_bytes_under_two_names_run_once_and_both_show_the_result(
     _queue(qtbot, win, [paths[0], twin])
     _run_all(qtbot, win)
     assert len(win.history.recent()) == 1
-    assert "1 already done" in win.status.batch_label.text()
+    assert "1 already done" in win.status.batch_label.full_text()
     win.queue.set_current(win.queue.items()[1].key)
     assert win.results_panel.records() and win.results_panel.text()
     _close(win, qtbot)
@@ -208,7 +208,7 @@ def test_a_swap_to_a_missing_quantization_during_run_all_stops_in_one_defined_st
     win.apply_settings(Settings(**{**win.settings.__dict__, "quantization": "Q2_K"}))
     qtbot.waitUntil(lambda: not win.session.busy and not win.loading, timeout=60_000)
     assert win.model is None and win.session.model is None
-    text = win.status.batch_label.text()
+    text = win.status.batch_label.full_text()
     assert text.startswith("Run all stopped") and "could not be loaded" in text
     stored = win.history.recent()
     ended = [o for o in started.items if o.record is not None]
@@ -233,7 +233,7 @@ def test_a_swap_during_run_all_attributes_each_result_to_the_model_that_made_it(
     win.apply_settings(Settings(**{**win.settings.__dict__, "quantization": "Q4_K_M"}))
     qtbot.waitUntil(lambda: not win.session.busy and not win.loading, timeout=120_000)
     assert win.model.quant == "Q4_K_M"
-    assert "finished: 3 of 3" in win.status.batch_label.text()
+    assert "finished: 3 of 3" in win.status.batch_label.full_text()
     by_image = {Path(r.image_path).name: r.quantization for r in win.history.recent()}
     assert len(by_image) == 3
     assert by_image[FIXTURE_IMAGES[0]] == "F16"
@@ -252,7 +252,7 @@ def test_run_all_uses_the_task_as_it_was_when_pressed(qtbot, tmp_path, tiny):
     win.task_panel.input_edit.setText("")  # cleared mid-batch: used to stall at "1 of 2"
     qtbot.waitUntil(lambda: not win.session.busy, timeout=60_000)
     assert [r.prompt for r in win.history.recent()] == ["detect cat", "detect cat"]
-    assert "finished: 2 of 2" in win.status.batch_label.text()
+    assert "finished: 2 of 2" in win.status.batch_label.full_text()
     _close(win, qtbot)
 
 
@@ -294,9 +294,9 @@ def test_esc_while_the_next_job_waits_behind_a_load_stops_it_before_any_token(
     # started, not even after the load.
     assert len(outcomes.items) == 1 and outcomes.items[0].status in ("cancelled", "done")
     assert len(win.history.recent()) == 1
-    assert win.status.batch_label.text().startswith("Run all cancelled: 1 of 3")
-    assert "failed" not in win.status.batch_label.text()
-    assert "left" not in win.status.batch_label.text()
+    assert win.status.batch_label.full_text().startswith("Run all cancelled: 1 of 3")
+    assert "failed" not in win.status.batch_label.full_text()
+    assert "left" not in win.status.batch_label.full_text()
     _close(win, qtbot)
 
 
@@ -321,7 +321,7 @@ def test_closing_during_a_slow_load_waits_for_it_instead_of_aborting(
     win.show()
     assert loading.wait(10)
     assert not win.close()  # refused for now, not aborted
-    assert "Finishing" in win.status.batch_label.text()
+    assert "Finishing" in win.status.batch_label.full_text()
     qtbot.waitUntil(lambda: not win.engine.thread.isRunning(), timeout=30_000)
     qtbot.waitUntil(lambda: not win.isVisible(), timeout=5_000)
     assert not win.engine.worker.engine.loaded

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QStatusBar
 
 from app.session.batch import Batch
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text with "…" to the room it has (the whole
+    text is its tooltip), so a long sentence never runs under the status bar's widgets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight,
+                                              max(self.width(), 40))
+        super().setText(shown)
 
 
 class StatusLine:
@@ -13,7 +41,7 @@ class StatusLine:
     def __init__(self, bar: QStatusBar) -> None:
         self.bar = bar
         self.model_label, self.device_label, self.batch_label = (
-            QLabel("No model"), QLabel(), QLabel())
+            QLabel("No model"), QLabel(), ElidedLabel())
         self.batch_bar = QProgressBar()
         self.batch_bar.setMaximumWidth(220)
         self.batch_bar.hide()
