@@ -356,14 +356,14 @@ class Engine:
         cancel = cancel or CancelFlag()
         self._cancel = cancel
         start = time.perf_counter()
-        prepared = self.prepare(image)
-        rows, encode_s, cached = self.image_rows(prepared)
-        prompt_ids = self.prompt_tokens(prompt)
         max_new = options.max_new_tokens
         if max_new > self.config.max_new_tokens_limit:  # never cap silently
             raise EngineError(
                 f"At most {self.config.max_new_tokens_limit} new tokens can be generated "
                 f"with this model as loaded; {max_new} were asked for.")
+        prepared = self.prepare(image)
+        rows, encode_s, cached = self.image_rows(prepared)
+        prompt_ids = self.prompt_tokens(prompt)
         prefill_start = time.perf_counter()
         logits = None if cancel.cancelled else self._prefill(rows, prompt_ids)
         prefill_s = time.perf_counter() - prefill_start
