@@ -7,35 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtWidgets import QDialog
 
-from app.errors import PaliDeskError
 from app.progress import CancelFlag, ProgressCallback
+from app.ui.worker_thread import JobWorker
 
 # job(progress, cancel) -> result
 Job = Callable[[ProgressCallback, CancelFlag], Any]
-
-
-class _Worker(QObject):
-    progress = Signal(object)  # ProgressEvent
-    finished = Signal(object)  # the job's result
-    failed = Signal(str)  # a sentence for the user
-
-    def __init__(self, job: Job, cancel: CancelFlag) -> None:
-        super().__init__()
-        self.job = job
-        self.cancel = cancel
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = self.job(self.progress.emit, self.cancel)
-        except PaliDeskError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # keep the window alive and tell the user
-            self.failed.emit(f"The job failed unexpectedly: {exc}")
-        else:
-            self.finished.emit(result)
 
 
 class BackgroundTask(QObject):
@@ -50,9 +29,11 @@ class BackgroundTask(QObject):
         self.cancel_flag = CancelFlag()
         self.thread = QThread()
         self.thread.setObjectName(name)
-        self.worker = _Worker(job, self.cancel_flag)
+        self.worker = JobWorker(lambda _argument, progress, cancel: job(progress, cancel),
+                                "The job")
+        self.worker.cancel_flag = self.cancel_flag
         self.worker.moveToThread(self.thread)
-        self.thread.started.connect(self.worker.run)
+        self.thread.started.connect(self.worker.run_without_argument)
         self.worker.progress.connect(self.progress)
         self.worker.finished.connect(self._done)
         self.worker.failed.connect(self._failed)
@@ -82,3 +63,32 @@ class BackgroundTask(QObject):
         self.thread.quit()
         self.thread.wait()
         self.failed.emit(message)
+
+
+def time_left(done: int, total: int, elapsed: float) -> str:
+    """"about 6 s left" / "about 2 min left" from the pace so far ("" before the first
+    step and after the last)."""
+    if not 0 < done < total:
+        return ""
+    left = elapsed / done * (total - done)
+    return f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.0f} min left"
+
+
+class TaskDialog(QDialog):
+    """A dialog running one ``BackgroundTask`` at a time (``self.task``), which stops when
+    the dialog closes: Esc, the close button, or the window closing."""
+
+    task: BackgroundTask | None = None
+
+    def shutdown(self) -> None:
+        """Stop a running task (the window or the dialog is closing)."""
+        if self.task is not None and self.task.running:
+            self.task.stop()
+
+    def closeEvent(self, event: Any) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def reject(self) -> None:  # Esc
+        self.shutdown()
+        super().reject()

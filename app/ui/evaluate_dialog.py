@@ -13,7 +13,6 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
@@ -33,7 +32,7 @@ from app.errors import PaliDeskError
 from app.evaluation.scored_tasks import SCORED_TASKS
 from app.models.model_folder import ModelFolder
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent
-from app.ui.background_task import BackgroundTask
+from app.ui.background_task import BackgroundTask, TaskDialog, time_left
 
 MEMORY_NOTE = ("Each quantization is loaded beside the model the window uses, one at a "
                "time: the machine needs memory for both while this runs.")
@@ -41,15 +40,11 @@ MEMORY_NOTE = ("Each quantization is loaded beside the model the window uses, on
 
 def format_eta(done: int, total: int, elapsed: float) -> str:
     """"3 of 12 images · about 2 min left" (no estimate before the first image)."""
-    text = f"{done} of {total} images"
-    if 0 < done < total:
-        left = elapsed / done * (total - done)
-        text += (f" · about {left:.0f} s left" if left < 90
-                 else f" · about {left / 60:.0f} min left")
-    return text
+    left = time_left(done, total, elapsed)
+    return f"{done} of {total} images" + (f" · {left}" if left else "")
 
 
-class EvaluateDialog(QDialog):
+class EvaluateDialog(TaskDialog):
     """Choose images (and labels), task and quantizations; Run; see the results table."""
 
     def __init__(self, model_folder: Path | None, output_root: Path,
@@ -209,19 +204,6 @@ class EvaluateDialog(QDialog):
         if self.task is not None:
             self.task.cancel()
             self.status.setText("Stopping after the current answer; what is done is kept…")
-
-    def shutdown(self) -> None:
-        """Stop a running evaluation (the window or the dialog is closing)."""
-        if self.task is not None and self.task.running:
-            self.task.stop()
-
-    def closeEvent(self, event: Any) -> None:
-        self.shutdown()
-        super().closeEvent(event)
-
-    def reject(self) -> None:  # Esc
-        self.shutdown()
-        super().reject()
 
     def _on_progress(self, event: ProgressEvent) -> None:
         self.progress.setRange(0, max(event.total, 1))

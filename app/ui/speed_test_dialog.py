@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
@@ -26,13 +24,13 @@ from app.errors import PaliDeskError
 from app.models.measured_speed import QuantSpeed, speeds_here
 from app.models.model_folder import ModelFolder
 from app.progress import ProgressEvent
-from app.ui.background_task import BackgroundTask
+from app.ui.background_task import BackgroundTask, TaskDialog, time_left
 
 HEADERS = ("Quantization", "Tokens/s", "First token (s)", "Cached image (s)", "Load (s)",
            "Peak RAM (GB)", "Peak VRAM (GB)", "GPU layers")
 
 
-class SpeedTestDialog(QDialog):
+class SpeedTestDialog(TaskDialog):
     def __init__(self, model_folder: Path | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Test Speed on This Machine")
@@ -121,24 +119,10 @@ class SpeedTestDialog(QDialog):
         if self.task is not None:
             self.task.cancel()
 
-    def shutdown(self) -> None:
-        if self.task is not None and self.task.running:
-            self.task.stop()
-
-    def closeEvent(self, event: Any) -> None:
-        self.shutdown()
-        super().closeEvent(event)
-
-    def reject(self) -> None:  # Esc
-        self.shutdown()
-        super().reject()
-
     def _on_progress(self, event: ProgressEvent) -> None:
         self.progress.setValue(event.done)
-        elapsed = time.monotonic() - self._started
-        left = f" · about {elapsed / event.done * (event.total - event.done):.0f} s left" \
-            if 0 < event.done < event.total else ""
-        self.status.setText(f"{event.message}{left}")
+        left = time_left(event.done, event.total, time.monotonic() - self._started)
+        self.status.setText(f"{event.message} · {left}" if left else event.message)
 
     def _on_finished(self, results: dict[str, QuantSpeed]) -> None:
         self.start_button.setEnabled(True)
