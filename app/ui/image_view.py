@@ -315,23 +315,11 @@ class ImageView(QGraphicsView):
         resized = np.asarray(
             Image.fromarray(values).resize((width, height), Image.Resampling.BILINEAR)
         )
-        color = color_for_label(obj.label)
-        rgba = np.zeros((height, width, 4), dtype=np.uint8)
-        rgba[resized > 0] = (color.red(), color.green(), color.blue(), _MASK_ALPHA)
-        image = QImage(rgba.tobytes(), width, height, width * 4, QImage.Format.Format_RGBA8888)
-        item = QGraphicsPixmapItem(QPixmap.fromImage(image.copy()))
-        item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        item.setPos(x_min, y_min)
+        item = self._place_mask(overlay, resized > 0, x_min, y_min, smooth=True)
         # Stretch the rounded pixel grid back onto the exact (fractional) box.
         scale_x = (x_max - x_min) / width if x_max > x_min else 1.0
         scale_y = (y_max - y_min) / height if y_max > y_min else 1.0
         item.setTransform(QTransform.fromScale(scale_x, scale_y))
-        item.setZValue(_Z_MASK)
-        item.setVisible(self._overlays_visible)
-        if overlay.mask is not None:
-            self._scene.removeItem(overlay.mask)
-        self._scene.addItem(item)
-        overlay.mask = item
 
     def _draw_full_mask(self, overlay: _Overlay, mask: np.ndarray) -> None:
         """Fill the True pixels of an image-sized bool ``mask`` in the label's colour.
@@ -343,22 +331,30 @@ class ImageView(QGraphicsView):
         if rows.size == 0:
             return  # an empty mask: the box alone says where the object is
         top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        inside = mask[top:bottom, left:right]
+        # Nearest-pixel scaling: the mask is exact per image pixel, so keep its edges crisp.
+        self._place_mask(overlay, mask[top:bottom, left:right], float(left), float(top),
+                         smooth=False)
+
+    def _place_mask(self, overlay: _Overlay, inside: np.ndarray, x: float, y: float,
+                    smooth: bool) -> QGraphicsPixmapItem:
+        """Show the True pixels of ``inside`` in the label's colour with its top-left corner
+        at (x, y) in image pixels, under the box, replacing the overlay's previous mask."""
         color = color_for_label(overlay.obj.label)
-        rgba = np.zeros((*inside.shape, 4), dtype=np.uint8)
-        rgba[inside] = (color.red(), color.green(), color.blue(), _MASK_ALPHA)
         height, width = inside.shape
+        rgba = np.zeros((height, width, 4), dtype=np.uint8)
+        rgba[inside] = (color.red(), color.green(), color.blue(), _MASK_ALPHA)
         image = QImage(rgba.tobytes(), width, height, width * 4, QImage.Format.Format_RGBA8888)
         item = QGraphicsPixmapItem(QPixmap.fromImage(image.copy()))
-        # Nearest-pixel scaling: the mask is exact per image pixel, so keep its edges crisp.
-        item.setTransformationMode(Qt.TransformationMode.FastTransformation)
-        item.setPos(float(left), float(top))
+        item.setTransformationMode(Qt.TransformationMode.SmoothTransformation if smooth
+                                   else Qt.TransformationMode.FastTransformation)
+        item.setPos(x, y)
         item.setZValue(_Z_MASK)
         item.setVisible(self._overlays_visible)
         if overlay.mask is not None:
             self._scene.removeItem(overlay.mask)
         self._scene.addItem(item)
         overlay.mask = item
+        return item
 
     def _add_overlay(self, obj: DetectedObject) -> _Overlay:
         x_min, y_min, x_max, y_max = obj.box
