@@ -147,13 +147,15 @@ def test_complete_files_are_not_fetched_again(serve: Serve, tmp_path: Path) -> N
     assert events[-1].done == events[-1].total
 
 
-def test_interrupted_download_resumes_with_a_range_request(serve: Serve, tmp_path: Path) -> None:
-    """huggingface_hub resumes a dropped connection itself, from the bytes it has."""
+def test_interrupted_download_resumes_with_a_range_request(
+    serve: Serve, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dropped connection is resumed from every byte that arrived, told in one line."""
     hub = serve("interrupt", interrupt_after=300_000)
     dest = download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url)
     first, second = hub.gets_of(WEIGHTS)
     assert first.range is None and first.body_bytes == 300_000
-    kept = 300_000 // CHUNK * CHUNK  # the whole chunks that arrived
+    kept = 300_000  # written through as it arrived, not in whole 10 MiB chunks
     assert second.range == f"bytes={kept}-" and second.status == 206
     assert second.body_bytes == (SRC / WEIGHTS).stat().st_size - kept
     assert_complete(dest)
@@ -291,7 +293,7 @@ def test_gated_repo_without_login_and_without_licence(serve: Serve, tmp_path: Pa
     with pytest.raises(LicenceNotAcceptedError) as error:
         download_checkpoint(REPO, tmp_path / "ckpt", endpoint=hub.url, token=TOKEN)
     assert page in str(error.value) and "accept the licence" in str(error.value)
-    assert visible(tmp_path / "ckpt") == []
+    assert not (tmp_path / "ckpt").exists()  # refused before anything was written
 
 
 def test_missing_file_and_missing_repo(serve: Serve, tmp_path: Path) -> None:

@@ -1,32 +1,44 @@
 """Download a checkpoint's safe files from Hugging Face: verified, cancellable, in words.
 
-The bytes are fetched by huggingface_hub's own ``hf_hub_download``: into the shared
-Hugging Face cache (by default, so transformers and other tools find the checkpoint
-too) or into a folder of our own (``local_dir``). The library brings what a download
-needs: a resume with a Range request when the connection drops, partial files named by
-the file's content id (the LFS sha256) so bytes of two commits are never glued together,
-every file taken from one commit, and a lock so two processes never write the same file.
-Files come over the hub's HTTP endpoint, never hf_xet's native transfer (see
-``_plain_http``). PaliDesk adds what the library leaves out: the choice of safe files
-(hub_files.py), the config check before the weights are fetched, the free-space check,
-a checksum check of every file once it is complete (the library checks sizes only),
-byte progress in PaliDesk's ProgressEvent shape, a cancel between chunks, and errors in
-plain words.
+The files are located with huggingface_hub (the metadata request that gives each file's
+content id and download address) and go into the shared Hugging Face cache (by default,
+so transformers and other tools find the checkpoint too; the library makes the snapshot's
+link to each blob) or into a folder of our own. The bytes themselves are fetched by
+resumable_fetch.py, not by the library's ``hf_hub_download``: the library (2.x) reads in
+10 MiB pieces (a cancel and progress wait for a whole piece: ~40 s at 250 kB/s) and
+deletes a file's partial bytes on any failure, so a cancel, a quit or a kill -9 started
+the file over. Here every piece that arrives is written through to a partial file named
+by the file's content id (``blobs/<etag>.palidesk.incomplete`` in the cache), so bytes of
+two commits are never glued together, and the next download continues it with a Range
+request, after a cancel, a crash or a restart alike. While a file is written PaliDesk
+holds the lock huggingface_hub takes for the same file, so two programs never write it
+at once; hub_leftovers.py finds and deletes the partial files nobody continues.
 
-A file interrupted by a cancel or by a quit starts over on the next download: the
-library (2.x) writes each attempt to a temporary file of its own and deletes it on
-failure. Files already complete are kept.
+PaliDesk also adds the choice of safe files (hub_files.py), the config check before the
+weights are fetched, the free-space check, a checksum check of every file once it is
+complete, byte progress in PaliDesk's ProgressEvent shape (several times a second, and
+once a second on a link that stalls), a cancel that ends a file within a fraction of a
+second, one plain line per retry after a dropped connection, and errors in plain words.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 from huggingface_hub import constants as hf_constants
-from huggingface_hub import hf_hub_download, try_to_load_from_cache
+from huggingface_hub import (
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    try_to_load_from_cache,
+)
+from huggingface_hub.utils import build_hf_headers
 
 from app import file_errors
 from app.errors import (
@@ -34,7 +46,6 @@ from app.errors import (
     CorruptDownloadError,
     DiskSpaceError,
     DownloadError,
-    NetworkError,
     PaliDeskError,
 )
 from app.models.catalog import VariantDims, check_catalog_shapes, read_config_dims
@@ -49,8 +60,10 @@ from app.models.disk_space import (
 )
 from app.models.download_progress import ByteProgress
 from app.models.hf_cache import hub_cache_dir, remember_ref
-from app.models.hub_errors import hub_errors
-from app.models.hub_files import DownloadPlan, RemoteFile, hub_endpoint, hub_host, plan_download
+from app.models.hub_errors import describe_transport, hub_errors
+from app.models.hub_files import DownloadPlan, RemoteFile, hub_endpoint, plan_download
+from app.models.hub_leftovers import cache_partial, cache_partial_lock
+from app.models.resumable_fetch import MAX_RETRIES, Transfer, fetch_to_partial, held_lock
 from app.progress import CancelFlag, ProgressCallback, no_progress
 
 __all__ = [
@@ -63,6 +76,10 @@ __all__ = [
 CONFIG = "config.json"
 # Seconds to wait for a file's metadata (the HEAD request before each file).
 METADATA_TIMEOUT_S = 30.0
+# Seconds without a byte before a read counts as a dropped connection (then retried).
+READ_TIMEOUT_S = 10.0
+# Retries after a dropped connection are told here, one plain line each.
+log = logging.getLogger("palidesk.download")
 
 
 def download_checkpoint(
@@ -150,10 +167,14 @@ def write_error(exc: OSError, name: str, folder: Path) -> PaliDeskError:
 
 def _check_cancel(cancel: CancelFlag | None, plan: DownloadPlan) -> None:
     if cancel is not None and cancel.cancelled:
-        raise Cancelled(
-            f"The download of {plan.repo_id} was cancelled. Files already complete are "
-            "kept; the next download fetches only the rest."
-        )
+        raise _cancelled(plan)
+
+
+def _cancelled(plan: DownloadPlan) -> Cancelled:
+    return Cancelled(
+        f"The download of {plan.repo_id} was cancelled. What arrived is kept: the next "
+        "download continues where this one stopped."
+    )
 
 
 class _Fetcher:
@@ -201,40 +222,88 @@ class _Fetcher:
         if path is not None:
             meter.skipped(remote.size, remote.path, "already downloaded")
             return path
-        place = ({"cache_dir": self.cache_dir} if self.dest_dir is None
-                 else {"local_dir": self.dest_dir, "cache_dir": self.cache_dir})
-        bar = _progress_bar_class(meter, remote.path, lambda: _check_cancel(self.cancel,
-                                                                             self.plan))
         try:
-            with _plain_http(), hub_errors(self.plan.repo_id, token=self.token,
-                                           endpoint=self.endpoint,
-                                           revision=self.plan.revision, path=remote.path,
-                                           gated=self.plan.gated):
-                path = Path(hf_hub_download(
-                    self.plan.repo_id, remote.path, revision=self.plan.commit,
-                    endpoint=self.endpoint, token=self.token, tqdm_class=bar,
-                    etag_timeout=METADATA_TIMEOUT_S, **place))
+            with _plain_http(), _quiet_library(), hub_errors(
+                    self.plan.repo_id, token=self.token, endpoint=self.endpoint,
+                    revision=self.plan.revision, path=remote.path, gated=self.plan.gated):
+                path = self._fetch(remote, meter)
         except PaliDeskError:
             raise
         except OSError as exc:
-            if exc.errno is None:  # the library's size check: the connection ended early
-                raise NetworkError(
-                    f"The connection to {hub_host(self.endpoint)} ended before "
-                    f"{remote.path} was complete. Check your internet connection and try "
-                    "again; files already complete are kept."
-                ) from exc
             raise write_error(exc, remote.path, self.where) from exc
         if remote.size > 1 << 20:
             meter.skipped(0, remote.path, f"checking {format_size(remote.size)}")
         if not file_matches(path, remote):
             _discard(path)
-            raise CorruptDownloadError(
-                f"The download of {remote.path} from {self.plan.repo_id} is corrupted: it "
-                "does not match the checksum Hugging Face lists for it. The bad file was "
-                "deleted; please try again."
-            )
+            raise self._corrupt(remote)
         meter.received(0, remote.path, final=True)
         return path
+
+    def _fetch(self, remote: RemoteFile, meter: ByteProgress) -> Path:
+        url = hf_hub_url(self.plan.repo_id, remote.path, revision=self.plan.commit,
+                         endpoint=self.endpoint)
+        metadata = get_hf_file_metadata(url, token=self.token, timeout=METADATA_TIMEOUT_S,
+                                        endpoint=self.endpoint)
+        etag = metadata.etag or remote.sha256 or remote.git_sha1 or "unknown"
+        if self.dest_dir is None:
+            partial = cache_partial(self.cache_dir, self.plan.repo_id, etag)
+            lock = cache_partial_lock(self.cache_dir, self.plan.repo_id, etag)
+            final = partial.parent / etag
+        else:
+            final = self.dest_dir / remote.path
+            partial = (self.dest_dir / ".cache" / "huggingface" / "download"
+                       / f"{remote.path}.{etag}.palidesk.incomplete")
+            lock = partial.with_name(f"{remote.path}.{etag}.lock")
+        headers = build_hf_headers(token=self.token)
+        location = metadata.location or url
+        if urlparse(location).hostname != urlparse(self.endpoint).hostname:
+            headers.pop("authorization", None)  # a signed CDN address: the token stays home
+        transfer = Transfer(location, headers, partial, remote.size, remote.path,
+                            timeout_s=READ_TIMEOUT_S)
+
+        def waiting() -> None:
+            meter.note(remote.path, "waiting: another program is downloading this file")
+
+        with held_lock(lock, self.cancel, lambda: _cancelled(self.plan), waiting):
+            if not final.exists():
+                fetch_to_partial(transfer, meter, self.cancel, lambda: _cancelled(self.plan),
+                                 lambda n, exc: self._tell_retry(remote, n, exc))
+                if not file_matches(partial, remote):
+                    partial.unlink(missing_ok=True)
+                    raise self._corrupt(remote)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(partial, final)
+        if self.dest_dir is not None:
+            return final
+        # The blob is in place: the library only makes the snapshot's link to it.
+        return Path(hf_hub_download(
+            self.plan.repo_id, remote.path, revision=self.plan.commit,
+            endpoint=self.endpoint, token=self.token, etag_timeout=METADATA_TIMEOUT_S,
+            cache_dir=self.cache_dir))
+
+    def _tell_retry(self, remote: RemoteFile, attempt: int, exc: BaseException) -> None:
+        log.warning("%s: %s; trying again (%d of %d), keeping what arrived",
+                    remote.path, describe_transport(exc), attempt, MAX_RETRIES)
+
+    def _corrupt(self, remote: RemoteFile) -> CorruptDownloadError:
+        return CorruptDownloadError(
+            f"The download of {remote.path} from {self.plan.repo_id} is corrupted: it "
+            "does not match the checksum Hugging Face lists for it. The bad file was "
+            "deleted; please try again."
+        )
+
+
+@contextlib.contextmanager
+def _quiet_library() -> Iterator[None]:
+    """huggingface_hub's own warnings (a retry, with the CDN address, printed through
+    two handlers) are left out while PaliDesk fetches: PaliDesk says it in one line."""
+    library = logging.getLogger("huggingface_hub")
+    previous = library.level
+    library.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        library.setLevel(previous)
 
 
 @contextlib.contextmanager
@@ -260,48 +329,3 @@ def _discard(path: Path) -> None:
     for victim in (path, blob):
         with contextlib.suppress(OSError):  # already gone, or not ours to delete
             victim.unlink(missing_ok=True)
-
-
-def _progress_bar_class(meter: ByteProgress, name: str, check_cancel) -> type:
-    """A class huggingface_hub instantiates as its progress bar (``tqdm_class``).
-
-    Not a tqdm subclass, so the library passes only the bar's arguments and draws
-    nothing. ``update`` is called once per chunk (10 MB at most): the bytes go to
-    ``meter`` and a cancel raises Cancelled there, which ends the download at once.
-    """
-
-    class FileProgress:
-        def __init__(self, *_args: object, initial: int = 0, **_kwargs: object) -> None:
-            self.n = 0
-            if initial:
-                self.update(initial)
-
-        def update(self, n: float | None = 1) -> None:
-            if not n:
-                return
-            if n < 0:  # the server ignored a Range request: the bytes so far are dropped
-                meter.discarded(int(-n))
-            else:
-                meter.received(int(n), name)
-            self.n += int(n)
-            check_cancel()
-
-        def update_transfer(self, n: float | None = 1) -> None:
-            pass  # bytes on the wire (Xet): the written bytes above are what we count
-
-        def set_postfix_str(self, *_args: object, **_kwargs: object) -> None:
-            pass
-
-        set_transfer_postfix_str = set_postfix_str
-        refresh = set_postfix_str
-
-        def close(self) -> None:
-            pass
-
-        def __enter__(self) -> FileProgress:
-            return self
-
-        def __exit__(self, *_exc: object) -> None:
-            pass
-
-    return FileProgress

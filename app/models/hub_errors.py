@@ -111,16 +111,20 @@ def describe(
 
 def network_error(exc: BaseException, host: str) -> NetworkError:
     """The "cannot reach the hub" sentence, with what went wrong in plain words."""
-    if isinstance(exc, httpx2.ConnectError | ConnectionRefusedError):
-        what = "the connection failed"
-    elif isinstance(exc, httpx2.TimeoutException | TimeoutError):
-        what = "it stopped answering"
-    else:
-        what = "the connection broke off"
+    what = describe_transport(exc)
     return NetworkError(
         f"PaliDesk could not reach {host} ({what}). Check your internet connection and try "
         "again; files already downloaded are kept."
     )
+
+
+def describe_transport(exc: BaseException) -> str:
+    """What went wrong with the connection, in a few plain words (never the address)."""
+    if isinstance(exc, httpx2.ConnectError | ConnectionRefusedError):
+        return "the connection failed"
+    if isinstance(exc, httpx2.TimeoutException | TimeoutError):
+        return "it stopped answering"
+    return "the connection broke off"
 
 
 def http_error(
