@@ -57,6 +57,9 @@ class FakeHub:
     - missing: ``missing_path`` is listed but 404 (EntryNotFound) when fetched.
     - corrupt: ``corrupt_path`` is served with one byte changed (its sha256 no longer fits).
     - interrupt: the first GET of ``interrupt_path`` ends after ``interrupt_after`` bytes.
+
+    ``rate`` (bytes/s) throttles every file body, in pieces of 1/20 s; ``stall_after``
+    makes the first GET of ``interrupt_path`` go quiet after that many bytes.
     """
 
     def __init__(
@@ -71,6 +74,8 @@ class FakeHub:
         interrupt_after: int = 300_000,
         ranges: bool = True,
         xet: bool = False,
+        rate: float | None = None,
+        stall_after: int | None = None,
         lifetime_s: float = 60.0,
     ) -> None:
         if mode not in MODES:
@@ -87,6 +92,11 @@ class FakeHub:
         # True: large files say they are stored in Xet (as on the real hub today), which
         # invites hf_xet's transfer; the token route it would call next is not served.
         self.xet = xet
+        # Bytes per second for each file body (a slow home link), None: as fast as it goes.
+        self.rate = rate
+        # The first GET of ``interrupt_path`` goes quiet after this many bytes (a link that
+        # hangs) until the hub stops.
+        self.stall_after = stall_after
         self.lifetime_s = lifetime_s
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -310,7 +320,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = len(data)
         if hub.mode == "interrupt" and path == hub.interrupt_path and nth == 1:
             data = data[:hub.interrupt_after]  # promised ``length`` bytes; drops the line
-        self._send(status, headers, length, data)
+        stall = hub.stall_after if path == hub.interrupt_path and nth == 1 else None
+        self._send(status, headers, length, data, stall_after=stall)
 
     def _json(self, status: int, payload: object, commit: str = COMMIT) -> None:
         body = json.dumps(payload).encode()
@@ -325,18 +336,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers, len(body), body, head=self.command == "HEAD")
 
     def _send(self, status: int, headers: dict[str, str], length: int, body: bytes,
-              *, head: bool = False) -> None:
+              *, head: bool = False, stall_after: int | None = None) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(length))
         self.end_headers()
         sent = 0
+        rate = self.hub.rate if status in (200, 206) and "/resolve/" in self.path else None
+        step = max(1024, int(rate / 20)) if rate else 64 << 10
+        started = time.monotonic()
         try:
             # Written in pieces so a client that stops reading is noticed early.
-            for offset in range(0, 0 if head else len(body), 64 << 10):
-                piece = body[offset:offset + (64 << 10)]
+            for offset in range(0, 0 if head else len(body), step):
+                if rate:  # the piece goes out when the link would have carried it
+                    time.sleep(max(0.0, started + offset / rate - time.monotonic()))
+                if stall_after is not None and offset >= stall_after:
+                    while not self.hub._stop.wait(0.05):
+                        pass  # the line hangs: nothing more until the hub stops
+                    return
+                piece = body[offset:offset + step]
                 self.wfile.write(piece)
+                self.wfile.flush()
                 sent += len(piece)
         finally:
             self.hub.record(Request(self.command, urlsplit(self.path).path,

@@ -1,0 +1,189 @@
+"""Downloads on a slow or broken link (issue 18): progress at least once a second at
+250 kB/s and on a link that hangs, a cancel within a second that keeps what arrived, a
+kill -9 at 90 % of a file that costs at most one block on the rerun, and one plain line
+per retry after a dropped connection. The fake hub (tests/fake_hub.py) is throttled."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fake_hub import FakeHub
+from test_download import hub_environment, serve  # noqa: F401  (fixtures)
+
+from app.errors import Cancelled
+from app.models import download_progress
+from app.models.download import download_checkpoint
+from app.models.hub_leftovers import PARTIAL_SUFFIX, hub_partials
+from app.progress import CancelFlag, ProgressEvent
+from conftest import TINY
+
+REPO = "google/pg2-tiny-224"
+WEIGHTS = "model.safetensors"
+SLOW = 250_000  # bytes per second: a slow home link
+# The most a piece that arrived but was not yet on disk can be: one socket read.
+BLOCK = 64 << 10
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small_repo(weights_bytes: int) -> dict[str, bytes]:
+    """The tiny model's config and random weights of the size a test needs."""
+    return {"config.json": (TINY / "pg2-tiny-224" / "config.json").read_bytes(),
+            WEIGHTS: os.urandom(weights_bytes)}
+
+
+@pytest.fixture
+def real_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The progress pacing users get (test_download.py's fixture reports every chunk)."""
+    monkeypatch.setattr(download_progress, "PROGRESS_INTERVAL_S", 0.25)
+    monkeypatch.setattr(download_progress, "MIN_MEASURE_S", 0.5)
+
+
+def timed(events: list[tuple[float, ProgressEvent]]):
+    return lambda event: events.append((time.monotonic(), event))
+
+
+def weights_served(hub: FakeHub) -> int:
+    return sum(r.body_bytes for r in hub.gets_of(WEIGHTS))
+
+
+def test_progress_at_least_once_a_second_at_250_kB_s(real_pace: None) -> None:
+    """It used to come once per 10 MiB piece: "measuring speed" for ~40 s."""
+    size = 600_000
+    events: list[tuple[float, ProgressEvent]] = []
+    with FakeHub(small_repo(size), REPO, rate=SLOW) as hub:
+        download_checkpoint(REPO, endpoint=hub.url, progress=timed(events))
+    weights = [(t, e) for t, e in events if e.message.startswith(WEIGHTS)]
+    times = [t for t, _ in weights]
+    assert times[-1] - times[0] > 1.5  # the link really was slow
+    assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
+    # Bytes, speed and time left from the first second on, not after the file.
+    told = [t for t, e in weights if "kB/s" in e.message and "left" in e.message]
+    assert told and told[0] - times[0] < 1.5
+    assert len({e.done for _, e in weights}) >= 5
+
+
+def test_a_link_that_hangs_still_shows_progress_and_cancels_at_once(real_pace: None) -> None:
+    """No byte for seconds: a line a second that says so, and Cancel within a second."""
+    size = 400_000
+    events: list[tuple[float, ProgressEvent]] = []
+    cancel = CancelFlag()
+    pressed: list[float] = []
+
+    def press_cancel() -> None:
+        pressed.append(time.monotonic())
+        cancel.cancel()
+
+    with FakeHub(small_repo(size), REPO, rate=SLOW, stall_after=100_000) as hub:
+        timer = threading.Timer(4.5, press_cancel)  # the window's Cancel, from its thread
+        timer.start()
+        try:
+            with pytest.raises(Cancelled, match="What arrived is kept"):
+                download_checkpoint(REPO, endpoint=hub.url, progress=timed(events),
+                                    cancel=cancel)
+            returned = time.monotonic()
+        finally:
+            timer.cancel()
+    assert returned - pressed[0] < 1.0
+    quiet = [t for t, e in events if "no data for" in e.message]
+    assert quiet, [e.message for _, e in events]
+    times = [t for t, e in events if e.message.startswith(WEIGHTS) and t < pressed[0]]
+    assert max(b - a for a, b in itertools.pairwise(times)) < 1.5
+    [partial] = hub_partials()
+    assert partial.size_bytes >= 100_000 and partial.repo_id == REPO
+
+
+def test_cancel_within_a_second_keeps_what_arrived_and_the_rerun_continues(
+    real_pace: None,
+) -> None:
+    size = 1_000_000
+    cancel = CancelFlag()
+    pressed: list[float] = []
+
+    def press_cancel() -> None:
+        pressed.append(time.monotonic())
+        cancel.cancel()
+
+    files = small_repo(size)
+    with FakeHub(files, REPO, rate=SLOW) as hub:
+        timer = threading.Timer(2.0, press_cancel)
+        timer.start()
+        try:
+            with pytest.raises(Cancelled):
+                download_checkpoint(REPO, endpoint=hub.url, cancel=cancel)
+            returned = time.monotonic()
+        finally:
+            timer.cancel()
+        assert returned - pressed[0] < 1.0
+        [partial] = hub_partials()
+        assert partial.size_bytes >= 200_000  # ~1.9 s at 250 kB/s, kept
+        hub.rate = None
+        folder = download_checkpoint(REPO, endpoint=hub.url)
+        second = hub.gets_of(WEIGHTS)[-1]
+        assert second.range == f"bytes={partial.size_bytes}-" and second.status == 206
+        assert weights_served(hub) <= size + BLOCK
+    assert (folder / WEIGHTS).read_bytes() == files[WEIGHTS]
+    assert hub_partials() == []
+
+
+CHILD = """
+import sys
+from app.models.download import download_checkpoint
+download_checkpoint(sys.argv[1], endpoint=sys.argv[2])
+"""
+
+
+def test_kill_9_at_90_percent_costs_at_most_one_block(tmp_path: Path) -> None:
+    """A real SIGKILL of a process downloading into the Hugging Face cache, at ~90 % of a
+    20-block file; the rerun asks only for the rest."""
+    size = 20 * BLOCK
+    files = small_repo(size)
+    with FakeHub(files, REPO, rate=500_000) as hub:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, REPO, hub.url], cwd=ROOT,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                 stderr=subprocess.PIPE)
+        try:
+            blobs = tmp_path / "hf-home" / "hub" / "models--google--pg2-tiny-224" / "blobs"
+            deadline = time.monotonic() + 30
+            reached = 0
+            while reached < 0.9 * size and time.monotonic() < deadline:
+                assert child.poll() is None, child.stderr.read().decode()
+                parts = list(blobs.glob("*" + PARTIAL_SUFFIX)) if blobs.exists() else []
+                reached = parts[0].stat().st_size if parts else 0
+                time.sleep(0.02)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait(timeout=10)
+            child.stderr.close()
+        assert child.returncode == -signal.SIGKILL and 0.9 * size <= reached < size
+        [left] = hub_partials()
+        assert not left.in_use and left.size_bytes >= reached  # the lock died with it
+        folder = download_checkpoint(REPO, endpoint=hub.url)
+        _first, second = hub.gets_of(WEIGHTS)
+        assert second.range == f"bytes={left.size_bytes}-"
+        refetched = weights_served(hub) - size
+        assert 0 <= refetched <= BLOCK, refetched
+    assert (folder / WEIGHTS).read_bytes() == files[WEIGHTS]
+    assert hub_partials() == []
+
+
+def test_a_dropped_connection_is_one_plain_line_per_retry(
+    serve, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    """It used to be each huggingface_hub warning twice, with the CDN address."""
+    hub = serve("interrupt", interrupt_after=300_000)
+    with caplog.at_level(logging.DEBUG):
+        download_checkpoint(REPO, endpoint=hub.url)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warnings] == ["palidesk.download"]
+    line = warnings[0].getMessage()
+    assert "\n" not in line and hub.url not in line and "http" not in line
+    assert line.startswith(f"{WEIGHTS}: the connection broke off; trying again (1 of 5)")
