@@ -124,3 +124,97 @@ def test_run_accepts_an_installed_models_name(
     assert model_folder_for(models_dir / "tiny", tmp_path) == models_dir / "tiny"
     with pytest.raises(ModelFolderError, match="No model is installed yet"):
         model_folder_for("tiny", tmp_path / "empty")
+
+
+HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_killed_downloads_in_the_hugging_face_cache_are_counted_and_cleaned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18: a kill -9 left the partial files in the cache, where `models list` showed
+    "0 bytes" unfinished and `models clean` freed "0 bytes". Only PaliDesk's own files are
+    counted, and never one a live process is writing (its lock is held)."""
+    import subprocess
+    import sys
+
+    from app.cli.main import main
+    from app.models.hub_leftovers import cache_partial, cache_partial_lock
+
+    cache = tmp_path / "hf-home" / "hub"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    models_dir = tmp_path / "models"
+    (models_dir / "pg2-killed.partial").mkdir(parents=True)  # what the killed pull left
+    killed = cache_partial(cache, "google/pg2-killed", "a" * 64)
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(bytes(1_200_000))
+    cache_partial_lock(cache, "google/pg2-killed", "a" * 64).parent.mkdir(parents=True)
+    cache_partial_lock(cache, "google/pg2-killed", "a" * 64).touch()  # the dead one's lock
+    orphan = cache_partial(cache, "someone/orphan", "b" * 64)  # no leftover folder names it
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(bytes(300_000))
+    busy = cache_partial(cache, "someone/busy", "c" * 64)
+    busy.parent.mkdir(parents=True)
+    busy.write_bytes(bytes(500_000))
+    # Another program's partial file (huggingface_hub's own name): never ours to touch.
+    foreign = killed.parent / f"{'d' * 64}.1a2b3c4d.incomplete"
+    foreign.write_bytes(bytes(700_000))
+    lock = cache_partial_lock(cache, "someone/busy", "c" * 64)
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["models", "list", "--models-dir", str(models_dir)]) == 0
+        out = capsys.readouterr().out
+        line = next(x for x in out.splitlines() if "pg2-killed" in x)
+        assert "1.2 MB" in line and "0 bytes" not in out.split("unfinished", 1)[1]
+        assert "someone/orphan" in out and "300.0 kB" in out and "someone/busy" not in out
+        assert main(["models", "list", "--json", "--models-dir", str(models_dir)]) == 0
+        listing = json.loads(capsys.readouterr().out)
+        assert {u["name"]: u["size_bytes"] for u in listing["unfinished"]} == {
+            "pg2-killed": 1_200_000, "someone/orphan": 300_000}
+
+        assert main(["models", "clean", "--models-dir", str(models_dir)]) == 0
+        assert ("deleted 1 unfinished download(s) and 2 partial file(s) in the Hugging "
+                "Face cache (1.5 MB freed)") in capsys.readouterr().err
+        assert not killed.exists() and not orphan.exists()
+        assert busy.exists() and foreign.exists()  # being written; another program's
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    # Its writer gone, the file is a leftover like the others.
+    assert main(["models", "clean", "--models-dir", str(models_dir)]) == 0
+    assert "1 partial file(s) in the Hugging Face cache (500.0 kB freed)" in \
+        capsys.readouterr().err
+    assert not busy.exists() and foreign.exists()
+
+
+def test_the_window_counts_and_cleans_partial_files_in_the_cache(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.models.hub_leftovers import cache_partial
+    from app.ui.models_dialog import ModelsDialog
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    partial = cache_partial(tmp_path / "hf-home" / "hub", "google/pg2-killed", "a" * 64)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(bytes(1_200_000))
+    (tmp_path / "models" / "pg2-killed.partial").mkdir(parents=True)
+    dialog = ModelsDialog(InstalledModels(tmp_path / "models"))
+    qtbot.addWidget(dialog)
+    assert "1 unfinished (1.2 MB)" in dialog.disk_label.text()
+    dialog.confirm_clean_up = lambda leftovers: True
+    dialog.clean_button.click()
+    assert not partial.exists() and "1.2 MB freed" in dialog.status.text()
+    dialog.done(0)

@@ -114,10 +114,11 @@ def _list(args: argparse.Namespace) -> int:
 
     from app.models.disk_space import format_size
     from app.models.hf_cache import cached_checkpoints, hub_cache_dir
+    from app.models.unfinished import unfinished_work
 
     models = _installed(args)
     installed = models.list()
-    leftovers = models.leftovers()
+    leftovers = unfinished_work(models)  # with their partial files in the HF cache
     cached = cached_checkpoints()
     if args.json:
         print(json.dumps({
@@ -127,8 +128,10 @@ def _list(args: argparse.Namespace) -> int:
                         "source": m.manifest.source.get("name"),
                         "image_size": m.manifest.image_size, "size_bytes": m.size_bytes}
                        for m in installed],
-            "unfinished": [{"name": u.name, "folder": str(u.folder),
-                            "size_bytes": u.size_bytes} for u in leftovers],
+            "unfinished": [{"name": u.name, "folder": str(u.folder) if u.folder else None,
+                            "size_bytes": u.size_bytes,
+                            "hf_cache_files": [str(p.path) for p in u.hub_files]}
+                           for u in leftovers],
             "hf_cache": {"folder": str(hub_cache_dir()),
                          "checkpoints": [{"repo_id": c.repo_id, "commit": c.commit,
                                           "folder": str(c.folder),
@@ -145,7 +148,8 @@ def _list(args: argparse.Namespace) -> int:
         print("unfinished (pull the same name again to continue, or "
               "`palidesk models remove NAME` / `palidesk models clean` to delete):")
     for u in leftovers:
-        print(f"  {u.name:<34} {format_size(u.size_bytes):>17}  {u.folder}")
+        where = u.folder or f"partial files in {hub_cache_dir()}"
+        print(f"  {u.name:<34} {format_size(u.size_bytes):>17}  {where}")
     if cached:
         print(f"in the Hugging Face cache ({hub_cache_dir()}), ready to prepare without "
               "downloading:")
@@ -166,11 +170,11 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _clean(args: argparse.Namespace) -> int:
     from app.models.disk_space import format_size
+    from app.models.unfinished import clean_unfinished
 
-    models = _installed(args)
-    count = len(models.leftovers())
-    freed = models.clean_up()
-    print(f"deleted {count} unfinished download(s) ({format_size(freed)} freed)",
+    count, files, freed = clean_unfinished(_installed(args))
+    cache = f" and {files} partial file(s) in the Hugging Face cache" if files else ""
+    print(f"deleted {count} unfinished download(s){cache} ({format_size(freed)} freed)",
           file=sys.stderr)
     return 0
 

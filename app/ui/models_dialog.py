@@ -28,11 +28,12 @@ from app.models.catalog import CATALOG, CatalogEntry
 from app.models.disk_space import format_size
 from app.models.fit import FitChoice, choose, fit_badge
 from app.models.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
-from app.models.installed import InstalledModels, Leftover
+from app.models.installed import InstalledModels
 from app.models.mask_decoder import decoder_problem, import_decoder, masks_weights_path
 from app.models.measured_speed import describe_speed, speeds_here
 from app.models.prepare import PrepareRequest
 from app.models.recommend import recommend
+from app.models.unfinished import Unfinished, clean_unfinished, unfinished_work
 from app.progress import ProgressEvent
 from app.ui.mask_decoder_worker import MaskDecoderThread
 from app.ui.prepare_worker import PrepareThread
@@ -225,7 +226,7 @@ class ModelsDialog(QDialog):
                                            format_size(model.size_bytes)]):
                 self.installed.setItem(row, column, QTableWidgetItem(text))
         self.installed.resizeColumnsToContents()
-        leftovers = self.models.leftovers()
+        leftovers = unfinished_work(self.models)  # with their files in the HF cache
         waste = sum(leftover.size_bytes for leftover in leftovers)
         unfinished = (f" · {len(leftovers)} unfinished ({format_size(waste)})"
                       if leftovers else "")
@@ -259,11 +260,11 @@ class ModelsDialog(QDialog):
 
     def clean_up(self) -> None:
         """Delete every unfinished download or preparation, after asking."""
-        leftovers = self.models.leftovers()
+        leftovers = unfinished_work(self.models)
         if not leftovers or self.busy or not self.confirm_clean_up(leftovers):
             return
         try:
-            freed = self.models.clean_up()
+            freed = clean_unfinished(self.models)[2]
         except Exception as exc:
             self.status.setText(str(exc))
         else:
@@ -271,7 +272,7 @@ class ModelsDialog(QDialog):
                                 f"{format_size(freed)} freed.")
         self.refresh_installed()
 
-    def confirm_clean_up(self, leftovers: list[Leftover]) -> bool:
+    def confirm_clean_up(self, leftovers: list[Unfinished]) -> bool:
         names = ", ".join(f"{leftover.name} ({format_size(leftover.size_bytes)})"
                           for leftover in leftovers)
         answer = QMessageBox.question(
@@ -405,7 +406,7 @@ class ModelsDialog(QDialog):
         for button in (self.prepare_button, self.import_button, self.remove_button,
                        self.get_decoder_button, self.import_decoder_button):
             button.setEnabled(not self.busy)
-        self.clean_button.setEnabled(not self.busy and bool(self.models.leftovers()))
+        self.clean_button.setEnabled(not self.busy and bool(unfinished_work(self.models)))
         self.cancel_button.setEnabled(self.busy)
         self.cancel_button.setVisible(self.busy)
 
