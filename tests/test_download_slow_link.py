@@ -126,7 +126,9 @@ def test_cancel_within_a_second_keeps_what_arrived_and_the_rerun_continues(
         [partial] = hub_partials()
         assert partial.size_bytes >= 200_000  # ~1.9 s at 250 kB/s, kept
         hub.rate = None
-        folder = download_checkpoint(REPO, endpoint=hub.url)
+        events: list[ProgressEvent] = []
+        folder = download_checkpoint(REPO, endpoint=hub.url, progress=events.append)
+        assert any(e.message.startswith(f"{WEIGHTS}: continuing after") for e in events)
         second = hub.gets_of(WEIGHTS)[-1]
         assert second.range == f"bytes={partial.size_bytes}-" and second.status == 206
         assert weights_served(hub) <= size + BLOCK
@@ -187,3 +189,49 @@ def test_a_dropped_connection_is_one_plain_line_per_retry(
     line = warnings[0].getMessage()
     assert "\n" not in line and hub.url not in line and "http" not in line
     assert line.startswith(f"{WEIGHTS}: the connection broke off; trying again (1 of 5)")
+
+
+def test_ctrl_c_in_models_pull_stops_within_a_second_and_the_rerun_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.cli.main import main
+
+    size = 1_000_000
+    files = small_repo(size)
+    dest = tmp_path / "ckpt"
+    with FakeHub(files, REPO, rate=SLOW) as hub:
+        command = [sys.executable, "-c", "from app.cli.main import main; exit(main())",
+                   "models", "pull", REPO, "--dest", str(dest)]
+        child = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "HF_ENDPOINT": hub.url,
+                                      "PYTHONPATH": str(ROOT)})
+        try:
+            downloads = dest / ".cache" / "huggingface" / "download"
+            deadline = time.monotonic() + 30
+            reached = 0
+            while reached < 200_000 and time.monotonic() < deadline:
+                assert child.poll() is None, child.stderr.read()
+                parts = list(downloads.glob("*" + PARTIAL_SUFFIX)) if downloads.exists() \
+                    else []
+                reached = parts[0].stat().st_size if parts else 0
+                time.sleep(0.02)
+            pressed = time.monotonic()
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=10)
+            stopped = time.monotonic() - pressed
+        finally:
+            child.kill()
+            child.wait()
+            err = child.stderr.read()
+            child.stderr.close()
+        assert child.returncode == 130 and "cancelled" in err, err
+        assert stopped < 1.0, stopped
+        [partial] = downloads.glob("*" + PARTIAL_SUFFIX)
+        kept = partial.stat().st_size
+        assert kept >= 200_000 and not (dest / WEIGHTS).exists()
+        hub.rate = None
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        assert main(["models", "pull", REPO, "--dest", str(dest)]) == 0
+        assert hub.gets_of(WEIGHTS)[-1].range == f"bytes={kept}-"
+        assert weights_served(hub) <= size + BLOCK
+    assert (dest / WEIGHTS).read_bytes() == files[WEIGHTS]
