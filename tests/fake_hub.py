@@ -59,7 +59,8 @@ class FakeHub:
     - interrupt: the first GET of ``interrupt_path`` ends after ``interrupt_after`` bytes.
 
     ``rate`` (bytes/s) throttles every file body, in pieces of 1/20 s; ``stall_after``
-    makes the first GET of ``interrupt_path`` go quiet after that many bytes.
+    makes the first GET of ``interrupt_path`` go quiet after that many bytes; with
+    ``cdn_ttl_s`` large files come from an address that expires (then 403).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class FakeHub:
         xet: bool = False,
         rate: float | None = None,
         stall_after: int | None = None,
+        cdn_ttl_s: float | None = None,
         lifetime_s: float = 60.0,
     ) -> None:
         if mode not in MODES:
@@ -97,6 +99,10 @@ class FakeHub:
         # The first GET of ``interrupt_path`` goes quiet after this many bytes (a link that
         # hangs) until the hub stops.
         self.stall_after = stall_after
+        # Set: large files are served from a "CDN" address (``/cdn/<issued>/...``, the
+        # resolve URL redirects there) that expires this many seconds after it was issued,
+        # as the hub's signed CDN addresses do.
+        self.cdn_ttl_s = cdn_ttl_s
         self.lifetime_s = lifetime_s
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -211,6 +217,7 @@ class _Server(ThreadingHTTPServer):
 API_INFO = re.compile(r"^/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?$")
 API_TREE = re.compile(r"^/api/models/([^/]+/[^/]+)/tree/([^/]+)/?(.*)$")
 RESOLVE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+CDN = re.compile(r"^/cdn/(\d+)/([0-9a-f]{40})/(.+)$")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -245,6 +252,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif match := RESOLVE.match(path):
                 if commit := self._repo_ok(match.group(1), match.group(2), api=False):
                     self._resolve(match.group(3), commit, head=head)
+            elif (match := CDN.match(path)) and self.hub.cdn_ttl_s is not None:
+                if time.time() * 1000 - int(match.group(1)) > self.hub.cdn_ttl_s * 1000:
+                    self._error(403, None, "Request has expired")
+                else:
+                    self._resolve(match.group(3), match.group(2), head=head, via_cdn=True)
             else:
                 self._error(404, None, "Not found")
         except (BrokenPipeError, ConnectionResetError):
@@ -279,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return commit
 
-    def _resolve(self, path: str, commit: str, *, head: bool) -> None:
+    def _resolve(self, path: str, commit: str, *, head: bool, via_cdn: bool = False) -> None:
         hub = self.hub
         files = hub.commits[commit]
         if path not in files or (hub.mode == "missing" and path == hub.missing_path):
@@ -299,6 +311,10 @@ class _Handler(BaseHTTPRequestHandler):
                                                   f"{commit}")
         else:
             headers["ETag"] = f'"{sibling["blobId"]}"'
+        if hub.cdn_ttl_s is not None and "lfs" in sibling and not via_cdn:
+            headers["Location"] = f"/cdn/{int(time.time() * 1000)}/{commit}/{path}"
+            self._send(302, headers, 0, b"", head=head)
+            return
         if head:
             self._send(200, headers, len(data), b"", head=True)
             return

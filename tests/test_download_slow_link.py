@@ -52,7 +52,8 @@ def timed(events: list[tuple[float, ProgressEvent]]):
 
 
 def weights_served(hub: FakeHub) -> int:
-    return sum(r.body_bytes for r in hub.gets_of(WEIGHTS))
+    """Bytes of the weights file the hub sent (error answers carry no file bytes)."""
+    return sum(r.body_bytes for r in hub.gets_of(WEIGHTS) if r.status in (200, 206))
 
 
 def test_progress_at_least_once_a_second_at_250_kB_s(real_pace: None) -> None:
@@ -235,3 +236,18 @@ def test_ctrl_c_in_models_pull_stops_within_a_second_and_the_rerun_continues(
         assert hub.gets_of(WEIGHTS)[-1].range == f"bytes={kept}-"
         assert weights_served(hub) <= size + BLOCK
     assert (dest / WEIGHTS).read_bytes() == files[WEIGHTS]
+
+
+def test_an_expired_cdn_address_is_asked_for_again_and_the_file_continues() -> None:
+    """The hub's signed CDN addresses expire; a retry after that gets a new one from the
+    hub instead of failing with "403", and continues from the bytes on disk."""
+    size = 600_000
+    files = small_repo(size)
+    with FakeHub(files, REPO, mode="interrupt", interrupt_after=300_000, rate=1_000_000,
+                 cdn_ttl_s=0.5) as hub:
+        folder = download_checkpoint(REPO, endpoint=hub.url)
+        cdn = [r for r in hub.gets_of(WEIGHTS) if r.path.startswith("/cdn/")]
+        assert [r.status for r in cdn] == [200, 403, 206]  # dropped, expired, continued
+        assert cdn[2].range == "bytes=300000-" and cdn[2].path != cdn[0].path
+        assert weights_served(hub) == size
+    assert (folder / WEIGHTS).read_bytes() == files[WEIGHTS]

@@ -38,6 +38,7 @@ from huggingface_hub import (
     hf_hub_url,
     try_to_load_from_cache,
 )
+from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import build_hf_headers
 
 from app import file_errors
@@ -78,6 +79,8 @@ CONFIG = "config.json"
 METADATA_TIMEOUT_S = 30.0
 # Seconds without a byte before a read counts as a dropped connection (then retried).
 READ_TIMEOUT_S = 10.0
+# What a CDN answers to a signed address that has expired.
+EXPIRED_STATUSES = (401, 403, 410)
 # Retries after a dropped connection are told here, one plain line each.
 log = logging.getLogger("palidesk.download")
 
@@ -254,20 +257,14 @@ class _Fetcher:
             partial = (self.dest_dir / ".cache" / "huggingface" / "download"
                        / f"{remote.path}.{etag}.palidesk.incomplete")
             lock = partial.with_name(f"{remote.path}.{etag}.lock")
-        headers = build_hf_headers(token=self.token)
-        location = metadata.location or url
-        if urlparse(location).hostname != urlparse(self.endpoint).hostname:
-            headers.pop("authorization", None)  # a signed CDN address: the token stays home
-        transfer = Transfer(location, headers, partial, remote.size, remote.path,
-                            timeout_s=READ_TIMEOUT_S)
+        transfer = self._transfer(metadata.location or url, remote, partial)
 
         def waiting() -> None:
             meter.note(remote.path, "waiting: another program is downloading this file")
 
         with held_lock(lock, self.cancel, lambda: _cancelled(self.plan), waiting):
             if not final.exists():
-                fetch_to_partial(transfer, meter, self.cancel, lambda: _cancelled(self.plan),
-                                 lambda n, exc: self._tell_retry(remote, n, exc))
+                self._fetch_bytes(transfer, url, remote, meter)
                 if not file_matches(partial, remote):
                     partial.unlink(missing_ok=True)
                     raise self._corrupt(remote)
@@ -280,6 +277,35 @@ class _Fetcher:
             self.plan.repo_id, remote.path, revision=self.plan.commit,
             endpoint=self.endpoint, token=self.token, etag_timeout=METADATA_TIMEOUT_S,
             cache_dir=self.cache_dir))
+
+    def _transfer(self, location: str, remote: RemoteFile, partial: Path) -> Transfer:
+        headers = build_hf_headers(token=self.token)
+        if urlparse(location).hostname != urlparse(self.endpoint).hostname:
+            headers.pop("authorization", None)  # a signed CDN address: the token stays home
+        return Transfer(location, headers, partial, remote.size, remote.path,
+                        timeout_s=READ_TIMEOUT_S)
+
+    def _fetch_bytes(self, transfer: Transfer, url: str, remote: RemoteFile,
+                     meter: ByteProgress) -> None:
+        """``fetch_to_partial``, asking the hub for a new address when the signed CDN
+        address it gave has expired (a large file on a slow link outlives it); again
+        each time bytes arrived in between, never twice in a row."""
+        refreshed = False
+        while True:
+            before = _size(transfer.partial)
+            try:
+                fetch_to_partial(transfer, meter, self.cancel, lambda: _cancelled(self.plan),
+                                 lambda n, exc: self._tell_retry(remote, n, exc))
+                return
+            except HfHubHTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                stuck = refreshed and _size(transfer.partial) == before
+                if transfer.url == url or status not in EXPIRED_STATUSES or stuck:
+                    raise
+            metadata = get_hf_file_metadata(url, token=self.token,
+                                            timeout=METADATA_TIMEOUT_S, endpoint=self.endpoint)
+            transfer = self._transfer(metadata.location or url, remote, transfer.partial)
+            refreshed = True
 
     def _tell_retry(self, remote: RemoteFile, attempt: int, exc: BaseException) -> None:
         log.warning("%s: %s; trying again (%d of %d), keeping what arrived",
@@ -321,6 +347,13 @@ def _plain_http() -> Iterator[None]:
         yield
     finally:
         hf_constants.HF_HUB_DISABLE_XET = previous
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _discard(path: Path) -> None:
