@@ -251,3 +251,57 @@ def test_an_expired_cdn_address_is_asked_for_again_and_the_file_continues() -> N
         assert cdn[2].range == "bytes=300000-" and cdn[2].path != cdn[0].path
         assert weights_served(hub) == size
     assert (folder / WEIGHTS).read_bytes() == files[WEIGHTS]
+
+
+HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_file_another_program_is_writing_is_waited_for_and_cancel_still_works(
+    tmp_path: Path,
+) -> None:
+    """huggingface_hub's lock for the same blob (transformers downloading it right now):
+    PaliDesk says it waits, never writes alongside, and a cancel still ends the wait."""
+    import hashlib
+
+    from app.models.hub_leftovers import cache_partial_lock
+
+    files = small_repo(200_000)
+    etag = hashlib.sha256(files[WEIGHTS]).hexdigest()
+    lock = cache_partial_lock(tmp_path / "hf-home" / "hub", REPO, etag)
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    cancel = CancelFlag()
+    events: list[ProgressEvent] = []
+
+    def cancel_when_waiting(event: ProgressEvent) -> None:
+        events.append(event)
+        if "another program" in event.message:
+            threading.Timer(0.5, cancel.cancel).start()
+
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with FakeHub(files, REPO) as hub:
+            started = time.monotonic()
+            with pytest.raises(Cancelled):
+                download_checkpoint(REPO, endpoint=hub.url, progress=cancel_when_waiting,
+                                    cancel=cancel)
+            assert time.monotonic() - started < 2.0
+            assert hub.gets_of(WEIGHTS) == []  # nothing written alongside the other one
+            holder.kill()
+            holder.wait()
+            folder = download_checkpoint(REPO, endpoint=hub.url)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert any(e.message == f"{WEIGHTS}: waiting: another program is downloading this file"
+               for e in events)
+    assert (folder / WEIGHTS).read_bytes() == files[WEIGHTS]
