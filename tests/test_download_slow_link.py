@@ -305,3 +305,20 @@ def test_a_file_another_program_is_writing_is_waited_for_and_cancel_still_works(
     assert any(e.message == f"{WEIGHTS}: waiting: another program is downloading this file"
                for e in events)
     assert (folder / WEIGHTS).read_bytes() == files[WEIGHTS]
+
+
+def test_models_pull_prints_one_plain_line_for_a_dropped_connection(tmp_path: Path) -> None:
+    """What a user of `palidesk models pull` sees on stderr (no pytest log capture)."""
+    with FakeHub(small_repo(600_000), REPO, mode="interrupt", interrupt_after=300_000) as hub:
+        done = subprocess.run(
+            [sys.executable, "-c", "from app.cli.main import main; exit(main())", "models",
+             "pull", REPO, "--dest", str(tmp_path / "ckpt")], cwd=ROOT, text=True,
+            capture_output=True, timeout=60,
+            env={**os.environ, "HF_ENDPOINT": hub.url, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    about = [line for line in done.stderr.splitlines()
+             if "trying again" in line or "Error while downloading" in line
+             or "Retry" in line or "resume" in line]
+    assert about == [f"WARNING palidesk.download: {WEIGHTS}: the connection broke off; "
+                     "trying again (1 of 5), keeping what arrived"], done.stderr
+    assert "http" not in done.stderr and "127.0.0.1" not in done.stderr
