@@ -1,8 +1,9 @@
 """Downloads from a local server that answers like the Hugging Face hub (tests/fake_hub.py).
 
-huggingface_hub's own ``hf_hub_download`` talks to the fake hub (``endpoint=`` or
-HF_ENDPOINT). Covers: the safe file selection, a full download into a folder and into the
-Hugging Face cache, resume after a dropped connection, a cancel, a repository that moves
+PaliDesk's download (huggingface_hub for the metadata and the cache's links, its own
+resumable fetch for the bytes) talks to the fake hub (``endpoint=`` or HF_ENDPOINT).
+Covers: the safe file selection, a full download into a folder and into the Hugging Face
+cache, resume after a dropped connection, a cancel, a repository that moves
 on between two tries, gated and private repositories, a missing file, a corrupted file,
 a network that is down, the free-space check, a disk that fills up, the progress
 messages and ``palidesk models pull``.

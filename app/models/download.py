@@ -334,12 +334,13 @@ def _quiet_library() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _plain_http() -> Iterator[None]:
-    """Fetch over the hub's HTTP endpoint, not through hf_xet's transfer engine.
+    """Keep huggingface_hub off hf_xet's transfer engine while PaliDesk calls it.
 
-    With hf_xet the bytes are written by native threads and progress arrives through a
-    callback from them, where a cancel (an exception) cannot be relied on to stop the
-    transfer. Over HTTP every chunk passes through Python: the cancel stops the file at
-    once, as before. The hub serves Xet-stored files over HTTP too (with Range requests).
+    The bytes come over the hub's HTTP endpoint (resumable_fetch.py; the hub serves
+    Xet-stored files over HTTP too, with Range requests). The library is only asked for
+    metadata and the snapshot's link to a blob already in place; should it ever fetch
+    itself (a blob deleted in between), it must not start hf_xet, whose native threads
+    write the bytes where a cancel cannot be relied on to stop them.
     """
     previous = hf_constants.HF_HUB_DISABLE_XET
     hf_constants.HF_HUB_DISABLE_XET = True

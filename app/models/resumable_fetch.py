@@ -110,7 +110,12 @@ def _one_request(transfer: Transfer, have: int, meter: ByteProgress,
             meter.discarded(have)
             return 0
         hf_raise_for_status(response)
-        if have and not _continues_at(response, have):
+        if have and response.status_code == 206 and not _continues_at(response, have):
+            # Another range than asked for: start the file over rather than guess.
+            transfer.partial.unlink(missing_ok=True)
+            meter.discarded(have)
+            raise httpx2.RemoteProtocolError("the server answered another range")
+        if have and response.status_code != 206:
             meter.discarded(have)  # the server sent the whole file (it ignored the Range)
             have = 0
         mode = "r+b" if have else "wb"
@@ -132,9 +137,7 @@ def _one_request(transfer: Transfer, have: int, meter: ByteProgress,
 
 
 def _continues_at(response: httpx2.Response, have: int) -> bool:
-    """Whether ``response`` is the rest of the file from byte ``have``."""
-    if response.status_code != 206:
-        return False
+    """Whether the 206 ``response`` is the rest of the file from byte ``have``."""
     content_range = response.headers.get("Content-Range", "")
     return content_range.startswith(f"bytes {have}-")
 
