@@ -218,3 +218,29 @@ def test_the_window_counts_and_cleans_partial_files_in_the_cache(
     dialog.clean_button.click()
     assert not partial.exists() and "1.2 MB freed" in dialog.status.text()
     dialog.done(0)
+
+
+def test_models_remove_takes_the_partial_files_in_the_cache_along(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli.main import main
+    from app.models.hub_leftovers import cache_partial
+
+    cache = tmp_path / "hf-home" / "hub"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    models_dir = tmp_path / "models"
+    (models_dir / "pg2-killed.partial").mkdir(parents=True)
+    killed = cache_partial(cache, "google/pg2-killed", "a" * 64)
+    orphan = cache_partial(cache, "someone/orphan", "b" * 64)
+    for path, size in ((killed, 1_200_000), (orphan, 300_000)):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(bytes(size))
+    assert main(["models", "remove", "pg2-killed", "--models-dir", str(models_dir)]) == 0
+    assert "removed pg2-killed (1.2 MB freed)" in capsys.readouterr().err
+    assert not killed.exists() and not (models_dir / "pg2-killed.partial").exists()
+    assert main(["models", "remove", "someone/orphan", "--models-dir", str(models_dir)]) == 0
+    assert "removed someone/orphan (300.0 kB freed)" in capsys.readouterr().err
+    assert not orphan.exists()
+    assert main(["models", "remove", "someone/orphan", "--models-dir", str(models_dir)]) == 1
+    assert "No installed model or unfinished download" in capsys.readouterr().err

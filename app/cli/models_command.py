@@ -162,8 +162,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     from app.models.disk_space import format_size
+    from app.models.unfinished import remove_named
 
-    freed = _installed(args).remove(args.name)
+    freed = remove_named(_installed(args), args.name)  # with its partial files in the cache
     print(f"removed {args.name} ({format_size(freed)} freed)", file=sys.stderr)
     return 0
 

@@ -87,11 +87,18 @@ def lock_is_held(lock_path: Path) -> bool:
 
 def clean_hub_partials(cache_dir: Path | None = None) -> tuple[int, int]:
     """Delete PaliDesk's partial files nobody is writing; returns (files, bytes freed)."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
+    return delete_partials(hub_partials(cache_dir), cache_dir)
+
+
+def delete_partials(partials: list[HubPartial] | tuple[HubPartial, ...],
+                    cache_dir: Path | None = None) -> tuple[int, int]:
+    """Delete those of ``partials`` nobody is writing; returns (files, bytes freed)."""
     from filelock import FileLock, Timeout
 
     cache_dir = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
     count = freed = 0
-    for partial in hub_partials(cache_dir):
+    for partial in partials:
         if partial.in_use:
             continue
         etag = partial.path.name.removesuffix(PARTIAL_SUFFIX)
@@ -111,7 +118,3 @@ def clean_hub_partials(cache_dir: Path | None = None) -> tuple[int, int]:
         finally:
             lock.release()
     return count, freed
-
-
-def partials_size(partials: list[HubPartial]) -> int:
-    return sum(p.size_bytes for p in partials)

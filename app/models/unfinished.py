@@ -12,8 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.models.hub_leftovers import HubPartial, clean_hub_partials, hub_partials
-from app.models.installed import InstalledModels
+from app.errors import ModelFolderError
+from app.models.hub_leftovers import (
+    HubPartial,
+    clean_hub_partials,
+    delete_partials,
+    hub_partials,
+)
+from app.models.installed import WORK_SUFFIX, InstalledModels
 
 
 @dataclass(frozen=True)
@@ -50,3 +56,22 @@ def clean_unfinished(models: InstalledModels,
     freed = models.clean_up()
     files, cache_freed = clean_hub_partials(cache_dir)
     return folders, files, freed + cache_freed
+
+
+def remove_named(models: InstalledModels, name: str, cache_dir: Path | None = None) -> int:
+    """``models remove NAME``: the installed model or unfinished work called ``name`` (as
+    ``models list`` shows it: a model's name, or a repository for cache files alone),
+    with its partial files in the cache; returns the bytes freed."""
+    name = name.removesuffix(WORK_SUFFIX)
+    entry = next((u for u in unfinished_work(models, cache_dir) if u.name == name), None)
+    if entry is not None and entry.folder is None:  # partial files in the cache alone
+        return delete_partials(entry.hub_files, cache_dir)[1]
+    try:
+        freed = models.remove(name)
+    except ModelFolderError:
+        if entry is None:
+            raise
+        freed = 0
+    if entry is not None:
+        freed += delete_partials(entry.hub_files, cache_dir)[1]
+    return freed
