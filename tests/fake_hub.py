@@ -60,7 +60,8 @@ class FakeHub:
 
     ``rate`` (bytes/s) throttles every file body, in pieces of 1/20 s; ``stall_after``
     makes the first GET of ``interrupt_path`` go quiet after that many bytes; with
-    ``cdn_ttl_s`` large files come from an address that expires (then 403).
+    ``cdn_ttl_s`` large files come from an address that expires (then 403); ``silent``
+    leaves the first GET of ``interrupt_path`` unanswered.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class FakeHub:
         rate: float | None = None,
         stall_after: int | None = None,
         cdn_ttl_s: float | None = None,
+        silent: bool = False,
         lifetime_s: float = 60.0,
     ) -> None:
         if mode not in MODES:
@@ -103,6 +105,9 @@ class FakeHub:
         # resolve URL redirects there) that expires this many seconds after it was issued,
         # as the hub's signed CDN addresses do.
         self.cdn_ttl_s = cdn_ttl_s
+        # True: the first GET of ``interrupt_path`` gets no answer at all (not even the
+        # headers) until the hub stops: a server that accepted and went quiet.
+        self.silent = silent
         self.lifetime_s = lifetime_s
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -319,6 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, headers, len(data), b"", head=True)
             return
         nth = hub.count_get(path)
+        if hub.silent and path == hub.interrupt_path and nth == 1:
+            while not hub._stop.wait(0.05):
+                pass  # accepted, never answered
+            return
         if hub.mode == "corrupt" and path == hub.corrupt_path:
             middle = len(data) // 2
             data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]

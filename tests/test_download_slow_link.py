@@ -322,3 +322,32 @@ def test_models_pull_prints_one_plain_line_for_a_dropped_connection(tmp_path: Pa
     assert about == [f"WARNING palidesk.download: {WEIGHTS}: the connection broke off; "
                      "trying again (1 of 5), keeping what arrived"], done.stderr
     assert "http" not in done.stderr and "127.0.0.1" not in done.stderr
+
+
+def test_a_server_that_never_answers_still_shows_progress_and_cancels_at_once(
+    real_pace: None,
+) -> None:
+    """Accepted, then silent (not even the headers): the wait is shown once a second and
+    a cancel returns within a second, not after the 10 s read timeout."""
+    events: list[tuple[float, ProgressEvent]] = []
+    cancel = CancelFlag()
+    pressed: list[float] = []
+
+    def press_cancel() -> None:
+        pressed.append(time.monotonic())
+        cancel.cancel()
+
+    with FakeHub(small_repo(100_000), REPO, silent=True) as hub:
+        timer = threading.Timer(3.5, press_cancel)
+        timer.start()
+        try:
+            with pytest.raises(Cancelled):
+                download_checkpoint(REPO, endpoint=hub.url, progress=timed(events),
+                                    cancel=cancel)
+            returned = time.monotonic()
+        finally:
+            timer.cancel()
+    assert returned - pressed[0] < 1.0
+    waiting = [t for t, e in events if e.message.startswith(WEIGHTS)]
+    assert len(waiting) >= 3 and max(b - a for a, b in itertools.pairwise(waiting)) < 1.5
+    assert any("no data for" in e.message for _, e in events)

@@ -101,9 +101,8 @@ def _one_request(transfer: Transfer, have: int, meter: ByteProgress,
     headers = {**transfer.headers, "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
-    timeout = httpx2.Timeout(transfer.timeout_s)
-    with get_session().stream("GET", transfer.url, headers=headers,
-                              timeout=timeout) as response:
+    response = _open(transfer, headers, meter, cancel, cancelled)
+    with contextlib.closing(response):
         if response.status_code == 416 and have:
             # The server has no such range: what we hold is not a prefix of its file.
             transfer.partial.unlink(missing_ok=True)
@@ -134,6 +133,51 @@ def _one_request(transfer: Transfer, have: int, meter: ByteProgress,
         raise httpx2.RemoteProtocolError(
             f"the connection closed after {have} of {transfer.size} bytes")
     return have
+
+
+def _open(transfer: Transfer, headers: dict[str, str], meter: ByteProgress,
+          cancel: CancelFlag | None, cancelled: Callable[[], Cancelled]) -> httpx2.Response:
+    """Send the GET and wait for the answer's headers, in a helper thread: a server that
+    accepts the connection but does not answer would otherwise hold a cancel (and the
+    progress) for the whole timeout. The helper writes nothing; a response that arrives
+    after a cancel is closed unread."""
+    session = get_session()
+    request = session.build_request("GET", transfer.url, headers=headers,
+                                    timeout=httpx2.Timeout(transfer.timeout_s))
+    box: dict[str, object] = {}
+    answered = threading.Event()
+    abandoned = threading.Event()
+
+    def send() -> None:
+        try:
+            box["response"] = session.send(request, stream=True)
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+        finally:
+            answered.set()
+            if abandoned.is_set():
+                _close(box)
+
+    threading.Thread(target=send, name="download-request", daemon=True).start()
+    try:
+        while not answered.wait(WATCH_INTERVAL_S):
+            if cancel is not None and cancel.cancelled:
+                raise cancelled()
+            meter.heartbeat(transfer.name)  # a line a second while the server is silent
+    except BaseException:
+        abandoned.set()
+        if answered.is_set():
+            _close(box)
+        raise
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["response"]  # type: ignore[return-value]
+
+
+def _close(box: dict[str, object]) -> None:
+    response = box.get("response")
+    if isinstance(response, httpx2.Response):
+        response.close()
 
 
 def _continues_at(response: httpx2.Response, have: int) -> bool:
