@@ -31,13 +31,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from huggingface_hub import constants as hf_constants
 from huggingface_hub import (
+    HfFileMetadata,
     get_hf_file_metadata,
     hf_hub_download,
     hf_hub_url,
     try_to_load_from_cache,
 )
+from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import build_hf_headers
 
@@ -64,7 +65,13 @@ from app.models.hf_cache import hub_cache_dir, remember_ref
 from app.models.hub_errors import describe_transport, hub_errors
 from app.models.hub_files import DownloadPlan, RemoteFile, hub_endpoint, plan_download
 from app.models.hub_leftovers import cache_partial, cache_partial_lock
-from app.models.resumable_fetch import MAX_RETRIES, Transfer, fetch_to_partial, held_lock
+from app.models.resumable_fetch import (
+    MAX_RETRIES,
+    Transfer,
+    call_cancellable,
+    fetch_to_partial,
+    held_lock,
+)
 from app.progress import CancelFlag, ProgressCallback, no_progress
 
 __all__ = [
@@ -245,8 +252,7 @@ class _Fetcher:
     def _fetch(self, remote: RemoteFile, meter: ByteProgress) -> Path:
         url = hf_hub_url(self.plan.repo_id, remote.path, revision=self.plan.commit,
                          endpoint=self.endpoint)
-        metadata = get_hf_file_metadata(url, token=self.token, timeout=METADATA_TIMEOUT_S,
-                                        endpoint=self.endpoint)
+        metadata = self._metadata(url)
         etag = metadata.etag or remote.sha256 or remote.git_sha1 or "unknown"
         if self.dest_dir is None:
             partial = cache_partial(self.cache_dir, self.plan.repo_id, etag)
@@ -278,6 +284,13 @@ class _Fetcher:
             endpoint=self.endpoint, token=self.token, etag_timeout=METADATA_TIMEOUT_S,
             cache_dir=self.cache_dir))
 
+    def _metadata(self, url: str) -> HfFileMetadata:
+        """The file's content id and download address (a HEAD request), cancellable."""
+        return call_cancellable(
+            lambda: get_hf_file_metadata(url, token=self.token, timeout=METADATA_TIMEOUT_S,
+                                         endpoint=self.endpoint),
+            self.cancel, lambda: _cancelled(self.plan))
+
     def _transfer(self, location: str, remote: RemoteFile, partial: Path) -> Transfer:
         headers = build_hf_headers(token=self.token)
         if urlparse(location).hostname != urlparse(self.endpoint).hostname:
@@ -302,8 +315,7 @@ class _Fetcher:
                 stuck = refreshed and _size(transfer.partial) == before
                 if transfer.url == url or status not in EXPIRED_STATUSES or stuck:
                     raise
-            metadata = get_hf_file_metadata(url, token=self.token,
-                                            timeout=METADATA_TIMEOUT_S, endpoint=self.endpoint)
+            metadata = self._metadata(url)
             transfer = self._transfer(metadata.location or url, remote, transfer.partial)
             refreshed = True
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx2
 from huggingface_hub.utils import get_session, hf_raise_for_status
@@ -39,6 +40,7 @@ RETRY_WAIT_S = 1.0
 WATCH_INTERVAL_S = 0.1
 # Transport failures worth another try (the library retries the same ones).
 TRANSIENT = (httpx2.TransportError,)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -137,47 +139,61 @@ def _one_request(transfer: Transfer, have: int, meter: ByteProgress,
 
 def _open(transfer: Transfer, headers: dict[str, str], meter: ByteProgress,
           cancel: CancelFlag | None, cancelled: Callable[[], Cancelled]) -> httpx2.Response:
-    """Send the GET and wait for the answer's headers, in a helper thread: a server that
-    accepts the connection but does not answer would otherwise hold a cancel (and the
-    progress) for the whole timeout. The helper writes nothing; a response that arrives
-    after a cancel is closed unread."""
+    """Send the GET and wait for the answer's headers without holding up a cancel."""
     session = get_session()
     request = session.build_request("GET", transfer.url, headers=headers,
                                     timeout=httpx2.Timeout(transfer.timeout_s))
+    return call_cancellable(lambda: session.send(request, stream=True), cancel, cancelled,
+                            tick=lambda: meter.heartbeat(transfer.name),
+                            discard=lambda response: response.close())
+
+
+def call_cancellable(
+    work: Callable[[], T],
+    cancel: CancelFlag | None,
+    cancelled: Callable[[], Cancelled],
+    *,
+    tick: Callable[[], None] = lambda: None,
+    discard: Callable[[T], None] = lambda _result: None,
+) -> T:
+    """``work()`` (a request that waits on the network and writes nothing) in a helper
+    thread, so that a server that accepted the connection and went silent cannot hold a
+    cancel for the whole timeout. ``tick`` runs every WATCH_INTERVAL_S meanwhile (the
+    progress a second); a result that arrives after a cancel goes to ``discard``."""
     box: dict[str, object] = {}
     answered = threading.Event()
     abandoned = threading.Event()
 
-    def send() -> None:
+    def run() -> None:
         try:
-            box["response"] = session.send(request, stream=True)
+            box["result"] = work()
         except BaseException as exc:  # handed to the waiting thread
             box["error"] = exc
         finally:
             answered.set()
             if abandoned.is_set():
-                _close(box)
+                _discard(box, discard)
 
-    threading.Thread(target=send, name="download-request", daemon=True).start()
+    threading.Thread(target=run, name="download-request", daemon=True).start()
     try:
         while not answered.wait(WATCH_INTERVAL_S):
             if cancel is not None and cancel.cancelled:
                 raise cancelled()
-            meter.heartbeat(transfer.name)  # a line a second while the server is silent
+            tick()
     except BaseException:
         abandoned.set()
         if answered.is_set():
-            _close(box)
+            _discard(box, discard)
         raise
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
-    return box["response"]  # type: ignore[return-value]
+    return box["result"]  # type: ignore[return-value]
 
 
-def _close(box: dict[str, object]) -> None:
-    response = box.get("response")
-    if isinstance(response, httpx2.Response):
-        response.close()
+def _discard(box: dict[str, object], discard: Callable[[T], None]) -> None:
+    if "result" in box and not box.get("discarded"):
+        box["discarded"] = True
+        discard(box["result"])  # type: ignore[arg-type]
 
 
 def _continues_at(response: httpx2.Response, have: int) -> bool:
