@@ -78,7 +78,7 @@ def palidesk_gap(size: int) -> tuple[float, int]:
     return max_gap(times), len(times)
 
 
-def cancel_delay(size: int, stall_after: int | None) -> float:
+def cancel_delay(size: int, stall_after: int | None, silent: bool = False) -> float:
     from fake_hub import FakeHub
 
     from app.errors import Cancelled
@@ -92,7 +92,8 @@ def cancel_delay(size: int, stall_after: int | None) -> float:
         pressed.append(time.monotonic())
         cancel.cancel()
 
-    with FakeHub(files(size), REPO, rate=RATE, stall_after=stall_after) as hub:
+    with FakeHub(files(size), REPO, rate=RATE, stall_after=stall_after,
+                 silent=silent) as hub:
         timer = threading.Timer(3.0, press)
         timer.start()
         try:
@@ -157,6 +158,9 @@ def main() -> None:
         fresh_cache(home, "hung")
         print(f"| Cancel, link hung after 100 kB: returns after | "
               f"{cancel_delay(size, 100_000):.3f} s |")
+        fresh_cache(home, "silent")
+        print(f"| Cancel, server accepted and never answered: returns after | "
+              f"{cancel_delay(size, None, silent=True):.3f} s |")
         fresh_cache(home, "kill")
         reached, again = refetched_after_kill(size)
         print(f"| kill -9 at {reached / size:.0%}: bytes fetched again on the rerun | "
