@@ -351,3 +351,24 @@ def test_a_server_that_never_answers_still_shows_progress_and_cancels_at_once(
     waiting = [t for t, e in events if e.message.startswith(WEIGHTS)]
     assert len(waiting) >= 3 and max(b - a for a, b in itertools.pairwise(waiting)) < 1.5
     assert any("no data for" in e.message for _, e in events)
+
+
+def test_heartbeat_reports_once_a_second_and_says_when_no_data_comes() -> None:
+    from app.models.download_progress import ByteProgress
+
+    now = [0.0]
+    events: list[ProgressEvent] = []
+    meter = ByteProgress(events.append, total=1_000_000, interval_s=0.25,
+                         clock=lambda: now[0])
+    for _ in range(8):  # 200 kB/s in pieces of 25 kB (steps exact in binary)
+        now[0] += 0.125
+        meter.received(25_000, WEIGHTS)
+    assert events[-1].message.endswith("of 1.0 MB, 200.0 kB/s, about 4 s left")
+    count = len(events)
+    for _ in range(40):  # then nothing for 5 s; the watchdog calls heartbeat meanwhile
+        now[0] += 0.125
+        meter.heartbeat(WEIGHTS)
+    quiet = events[count:]
+    assert len(quiet) == 5  # once a second
+    assert "no data for" not in quiet[0].message and "(no data for 5 s)" in quiet[-1].message
+    assert all(e.done == 200_000 for e in quiet)

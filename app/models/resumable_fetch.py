@@ -10,7 +10,9 @@ was still in the socket), and the next try asks for the rest with a Range reques
 Pieces are as large as one socket read (64 KiB at most), not the library's 10 MiB chunk:
 progress and a cancel are looked at several times a second even at 250 kB/s. A watchdog
 thread covers a link that delivers nothing at all: it keeps the progress alive once a
-second and, on a cancel, shuts the socket so the blocked read returns at once.
+second and, on a cancel, shuts the socket so the blocked read returns at once. Until the
+server's answer has arrived the request waits in a helper thread (``call_cancellable``),
+so a server that accepted the connection and went silent holds neither.
 """
 
 from __future__ import annotations
