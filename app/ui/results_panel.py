@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.history.history_record import HistoryRecord
+from app.session.stream_pacing import shows_same
 from app.tasks.object_masks import mask_area
 from app.tasks.parsing import DetectedObject
 from app.ui.history_dialog import local_time
@@ -349,14 +350,21 @@ class ResultsPanel(QWidget):
     def _show_final(
         self, text: str, objects: list[DetectedObject], timings: str, status: str
     ) -> None:
-        self._text = display_text(text)
-        self._tail = ""
-        self.text_edit.setPlainText(self._text)
-        self._objects = []
-        self.table.setRowCount(0)
-        for obj in objects:
-            self._objects.append(obj)
-            self._add_row(obj)
+        shown = display_text(text)
+        # The end of a streamed answer shows what is already there: laying a long text
+        # out again and rebuilding hundreds of rows would freeze the window for nothing.
+        if shown != self._text or self._tail:
+            self._text = shown
+            self._tail = ""
+            self.text_edit.setPlainText(self._text)
+        if shows_same(self._objects, objects):
+            self._objects = list(objects)  # the stored ones, for Copy detections
+        else:
+            self._objects = []
+            self.table.setRowCount(0)
+            for obj in objects:
+                self._objects.append(obj)
+                self._add_row(obj)
         self.table.setVisible(bool(objects))
         self.timings_label.setText(timings)
         self.timings_label.setVisible(bool(timings))
