@@ -213,7 +213,8 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     engine = PacedEngine()
     window.engine.worker.engine = engine
     identity = ModelIdentity(Pair.pair_id, "synthetic", Pair.quant)
-    window._on_model_loaded(LoadedModel(tmp, identity, 224, "mix", "synthetic"))
+    # What the worker says after a load (emitted here, so it is handled at once).
+    window.engine.worker.model_loaded.emit(LoadedModel(tmp, identity, 224, "mix", "synthetic"))
     window.queue.add_paths([IMAGE])
     _wait(app, lambda: bool(window.queue.items())
           and window.queue.items()[0].status != "loading")
