@@ -20,7 +20,8 @@ is measured is the window's own handling of tokens. It measures:
   loop idle again.
 
 Baseline in the same run: the results panel alone, fed the same tokens directly
-(``append_text`` per token, shown, with its paints).
+(``append_text`` per token, shown, with its layout and paints), in UI-thread CPU time too.
+The result is stored (history, in the worker) between "generation stopped" and "shown".
 
 ``--before REF`` also measures the code of git revision REF (extracted to a temporary
 folder and run in a subprocess) and prints both side by side. Runs offscreen by default.
@@ -122,6 +123,8 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
             self.emitted: list[float] = []
             self.esc_at: int | None = None
             self.on_esc = None
+            self.stopped_at = 0.0  # when the generation ended
+            self.stop_reason = ""
 
         def prepare(self, image):
             return prepare_image(image, 32)
@@ -148,6 +151,8 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
                 self.emitted.append(time.perf_counter())
                 yield TokenEvent(token_id=1000 + index, text=piece, index=index)
             count = len(self.emitted)
+            self.stopped_at = time.perf_counter()
+            self.stop_reason = stop
             yield ResultEvent(tokens=list(range(1000, 1000 + count)),
                               text="".join(pieces[:count]), prompt=prompt,
                               prompt_tokens=[2], stop_reason=stop,
@@ -288,8 +293,11 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     if probe.esc_posted is not None and cancelled_at:
         result["esc_ms"] = {
             "to_cancel": 1000 * (cancelled_at[0] - probe.esc_posted),
+            "to_stopped": 1000 * (engine.stopped_at - probe.esc_posted),
             "to_shown_idle": 1000 * (probe.idle_at - probe.esc_posted),
         }
+    # False when the answer ended by itself before the Esc was acted on.
+    result["esc_cancelled"] = engine.stop_reason == "cancelled"
     kept = window.results_panel.text()
     result["esc_kept_tokens"] = len(engine.emitted)
     result["esc_text_ok"] = kept == "".join(pieces[:len(engine.emitted)])
@@ -303,10 +311,10 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     panel.start(IMAGE.name, "describe en")
     costs: list[float] = []
     for piece in pieces:
-        began = time.perf_counter()
+        began = time.thread_time()  # CPU time, as for the window above
         panel.append_text(piece)
         app.processEvents()  # its layout and paint, as the event loop would
-        costs.append(time.perf_counter() - began)
+        costs.append(time.thread_time() - began)
     result["panel_alone_ms_per_token"] = {
         k: 1000 * statistics.mean(costs[max(0, k - HALF):k + HALF]) for k in AT
         if k < len(costs)}
@@ -413,6 +421,9 @@ def report(results: list[tuple[str, dict]]) -> None:
     print(_row("Esc -> cancel (ms)",
                [f"{r.get('esc_ms', {}).get('to_cancel', float('nan')):.1f}"
                 for _, r in results]))
+    print(_row("Esc -> generation stopped (ms)",
+               [f"{r.get('esc_ms', {}).get('to_stopped', float('nan')):.1f}"
+                if r.get("esc_cancelled") else "ended first" for _, r in results]))
     print(_row("Esc -> result shown, idle (ms)",
                [f"{r.get('esc_ms', {}).get('to_shown_idle', float('nan')):.1f}"
                 for _, r in results]))

@@ -9,9 +9,11 @@ the answer's. None of them depends on how fast this machine is.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
@@ -23,8 +25,10 @@ from app.history import HistoryStore
 from app.session.identity import ModelIdentity
 from app.settings import Settings, SettingsStore
 from app.tasks import parse_objects
+from app.tasks.mask_rle import ObjectMask
 from app.ui.engine_worker import LoadedModel
 from app.ui.main_window import MainWindow
+from app.ui.results_panel import ResultsPanel
 from app.ui.stream_coalescer import StreamCoalescer
 from conftest import IMAGES
 
@@ -185,6 +189,7 @@ def test_the_end_of_an_answer_keeps_the_text_and_boxes_already_shown(make_window
     assert [o.to_dict() for o in win.results_panel.objects()] == expected
     assert [o.to_dict() for o in win.view.objects()] == expected
     assert win.results_panel.object_rows() == 40
+    assert win.results_panel.table.isColumnHidden(3)  # no masks: no "Mask area" column
 
 
 def test_esc_is_acted_on_before_a_backlog_of_tokens_is_drawn(make_window, qtbot):
@@ -262,3 +267,22 @@ def test_a_fast_stream_is_shown_whole_at_the_end_of_the_frame(qtbot) -> None:
     assert shown == ["0"]
     qtbot.waitUntil(lambda: not coalescer.pending(), timeout=1_000)
     assert shown == ["0", "123456789"]
+
+
+def test_the_mask_column_shows_once_a_streamed_object_has_a_mask(qtbot) -> None:
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    plain = parse_objects("<loc0100><loc0200><loc0300><loc0400> cat", (64, 48))[0]
+    pixels = np.zeros((48, 64), dtype=bool)
+    pixels[5:9, 10:20] = True
+    masked = dataclasses.replace(plain, mask=ObjectMask.from_array(pixels))
+    panel.start("a.png", "segment cat")
+    panel.add_object(plain)
+    assert panel.table.isColumnHidden(3)
+    panel.add_object(masked)
+    panel.add_object(plain)  # a later object without a mask keeps the column
+    assert not panel.table.isColumnHidden(3)
+    assert panel.table.item(1, 3).text() == "40 px"
+    panel.start("b.png", "detect cat")  # a new answer starts without the column
+    panel.add_object(plain)
+    assert panel.table.isColumnHidden(3)

@@ -385,8 +385,10 @@ class ResultsPanel(QWidget):
         self.table.setItem(row, 2, QTableWidgetItem(box))
         area = mask_area(obj)
         self.table.setItem(row, 3, QTableWidgetItem("" if area is None else f"{area:,} px"))
-        # The mask column only when there are masks (segment with the decoder installed).
-        self.table.setColumnHidden(3, all(o.mask is None for o in self._objects))
+        # The mask column only when there are masks (segment with the decoder installed);
+        # decided row by row, as rows stream in, not by looking through them all again.
+        self.table.setColumnHidden(3, (row == 0 or self.table.isColumnHidden(3))
+                                   and obj.mask is None)
         self.table.show()
 
     def _on_list_choice(self, row: QListWidgetItem | None, _previous=None) -> None:
