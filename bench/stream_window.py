@@ -11,7 +11,9 @@ is measured is the window's own handling of tokens. It measures:
   tokens in that span — everything the window does for those tokens (slots, coalesced
   flushes, layout, painting), amortised. When the UI thread cannot keep up it is busy all
   the time, and this is the time per token handled.
-- the largest freeze: the longest gap between ticks of a 5 ms QTimer, minus 5 ms;
+- the largest freeze: the longest gap between ticks of a 5 ms QTimer, minus 5 ms; and
+  the most CPU time the UI thread spent between two ticks (its own work, without the
+  time it waited for a core on a busy machine);
 - display lag: from a token's emission (in the engine thread) to the first paint of the
   results text that contains it;
 - Esc: a second run is cancelled with an Esc key press (QTest, through the window's
@@ -229,12 +231,21 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     probe = Probe()
     window.engine.worker.token.connect(probe.token)
     window.engine.worker.job_ended.connect(probe.ended)
+    stored_at: list[float] = []  # when the worker sent the outcome (the result is stored)
+    window.engine.worker.job_ended.connect(lambda _o: stored_at.append(time.perf_counter()),
+                                           Qt.ConnectionType.DirectConnection)
     paints = PaintProbe(window.results_panel)
     window.results_panel.text_edit.viewport().installEventFilter(paints)
     ticks: list[float] = []
+    tick_cpu: list[float] = []  # the UI thread's CPU time at each tick
+
+    def on_tick() -> None:
+        ticks.append(time.perf_counter())
+        tick_cpu.append(time.thread_time())
+
     tick = QTimer()
     tick.setTimerType(Qt.TimerType.PreciseTimer)
-    tick.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    tick.timeout.connect(on_tick)
 
     def one_run(esc: int | None) -> None:
         probe.received.clear()
@@ -242,6 +253,7 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
         probe.ended_at = probe.idle_at = probe.esc_posted = None
         paints.paints.clear()
         ticks.clear()
+        tick_cpu.clear()
         engine.esc_at = esc
         engine.on_esc = probe.esc_pressed.emit
         tick.start(5)
@@ -272,6 +284,9 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     ended = probe.ended_at or ticks[-1]
     streaming = [t for t in ticks if t <= ended]
     result["max_freeze_streaming_ms"] = 1000 * max(0.0, max(_gaps(streaming)) - 0.005)
+    # The UI thread's own work between two ticks (CPU time): what a freeze would be on
+    # an idle machine; the rest of a wall-clock gap is waiting for a core (or the GIL).
+    result["max_freeze_cpu_ms"] = 1000 * max(_gaps(tick_cpu))
     lags = _lags(emitted, ends, paints.paints)
     result["lag_ms"] = {"median": 1000 * statistics.median(lags),
                         "p95": 1000 * _percentile(lags, 95), "max": 1000 * max(lags)}
@@ -294,6 +309,7 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
         result["esc_ms"] = {
             "to_cancel": 1000 * (cancelled_at[0] - probe.esc_posted),
             "to_stopped": 1000 * (engine.stopped_at - probe.esc_posted),
+            "to_stored": 1000 * (stored_at[-1] - probe.esc_posted),
             "to_shown_idle": 1000 * (probe.idle_at - probe.esc_posted),
         }
     # False when the answer ended by itself before the Esc was acted on.
@@ -416,6 +432,8 @@ def report(results: list[tuple[str, dict]]) -> None:
     print(_row("largest freeze (ms)", [f"{r['max_freeze_ms']:.1f}" for _, r in results]))
     print(_row("  of which while streaming (ms)",
                [f"{r.get('max_freeze_streaming_ms', float('nan')):.1f}" for _, r in results]))
+    print(_row("largest UI work between ticks (CPU ms)",
+               [f"{r.get('max_freeze_cpu_ms', float('nan')):.1f}" for _, r in results]))
     for key in ("median", "p95", "max"):
         print(_row(f"display lag {key} (ms)", [f"{r['lag_ms'][key]:.1f}" for _, r in results]))
     print(_row("Esc -> cancel (ms)",
@@ -424,6 +442,9 @@ def report(results: list[tuple[str, dict]]) -> None:
     print(_row("Esc -> generation stopped (ms)",
                [f"{r.get('esc_ms', {}).get('to_stopped', float('nan')):.1f}"
                 if r.get("esc_cancelled") else "ended first" for _, r in results]))
+    print(_row("Esc -> result stored by the worker (ms)",
+               [f"{r.get('esc_ms', {}).get('to_stored', float('nan')):.1f}"
+                for _, r in results]))
     print(_row("Esc -> result shown, idle (ms)",
                [f"{r.get('esc_ms', {}).get('to_shown_idle', float('nan')):.1f}"
                 for _, r in results]))
