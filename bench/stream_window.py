@@ -87,14 +87,7 @@ def detect_tokens(count: int, seed: int = 17) -> list[str]:
 
 def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import (
-        QEvent,
-        QEventLoop,
-        QObject,
-        Qt,
-        QTimer,
-        Signal,
-    )
+    from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
@@ -257,8 +250,8 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
         engine.esc_at = esc
         engine.on_esc = probe.esc_pressed.emit
         tick.start(5)
-        # The real event loop (not processEvents), so it blocks when idle and the
-        # dispatcher's awake/aboutToBlock tell busy from idle.
+        # The real event loop (not processEvents), as in the app: timers, posted token
+        # signals and paints are ordered as they are for a user.
         probe.loop = QEventLoop()
         QTimer.singleShot(120_000, probe.loop.quit)
         window.run_current()
