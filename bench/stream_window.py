@@ -85,7 +85,10 @@ def detect_tokens(count: int, seed: int = 17) -> list[str]:
 # --- the measurement (runs against whichever ``app`` is importable) -------------------------
 
 
-def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
+def measure(task: str, tokens: int, rate: float, esc_at: int, model: str | None = None,
+            threads: int = 1) -> dict:
+    """The figures of one window; ``model``: a real model folder instead of the synthetic
+    engine (its own speed, ``threads`` decode threads)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
     from PySide6.QtTest import QTest
@@ -98,11 +101,10 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     from app.settings import Settings, SettingsStore
     from app.ui.engine_worker import LoadedModel
     from app.ui.main_window import MainWindow
-    from app.ui.results_panel import ResultsPanel
+    from app.ui.results_panel import ResultsPanel, display_text
 
     app = QApplication.instance() or QApplication([])
     pieces = caption_tokens(tokens) if task == "describe" else detect_tokens(tokens)
-    ends = list(_cumulative(len(p) for p in pieces))  # chars shown once token i is in
 
     class Pair:
         pair_id, quant = "bench-pair", "F16"
@@ -115,11 +117,7 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
         config = None
 
         def __init__(self) -> None:
-            self.emitted: list[float] = []
-            self.esc_at: int | None = None
-            self.on_esc = None
             self.stopped_at = 0.0  # when the generation ended
-            self.stop_reason = ""
 
         def prepare(self, image):
             return prepare_image(image, 32)
@@ -131,8 +129,8 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
             pass
 
         def generate(self, prepared, prompt, options=None, cancel=None):
-            self.emitted = []
             start = time.perf_counter()
+            count = 0
             stop = "max_tokens"
             for index, piece in enumerate(pieces):
                 if cancel is not None and cancel.cancelled:
@@ -141,13 +139,9 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
                 due = start + index / rate
                 while (now := time.perf_counter()) < due:
                     time.sleep(min(due - now, 0.0005))
-                if index == self.esc_at and self.on_esc is not None:
-                    self.on_esc(time.perf_counter())
-                self.emitted.append(time.perf_counter())
+                count = index + 1
                 yield TokenEvent(token_id=1000 + index, text=piece, index=index)
-            count = len(self.emitted)
             self.stopped_at = time.perf_counter()
-            self.stop_reason = stop
             yield ResultEvent(tokens=list(range(1000, 1000 + count)),
                               text="".join(pieces[:count]), prompt=prompt,
                               prompt_tokens=[2], stop_reason=stop,
@@ -165,6 +159,7 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
             self.received: list[float] = []
             self.cpu: list[float] = []  # the UI thread's CPU time at each token
             self.ended_at: float | None = None
+            self.outcome = None
             self.idle_at: float | None = None
             self.esc_posted: float | None = None
             self.loop: QEventLoop | None = None
@@ -174,8 +169,9 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
             self.received.append(time.perf_counter())
             self.cpu.append(time.thread_time())
 
-        def ended(self, _outcome) -> None:
+        def ended(self, outcome) -> None:
             self.ended_at = time.perf_counter()
+            self.outcome = outcome
             QTimer.singleShot(0, self._idle)
 
         def _idle(self) -> None:
@@ -205,16 +201,23 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     settings.caption_style = "describe"
     settings.detect_classes = "cat"
     settings.max_new_tokens = tokens
+    if model:
+        settings.model_folder, settings.quantization = model, "F16"
+        settings.threads = threads
     store.save(settings)
     history = HistoryStore(tmp / "history.sqlite3")
     window = MainWindow(store, history, tmp / "cache")
     window.show()
     window.activateWindow()
     engine = PacedEngine()
-    window.engine.worker.engine = engine
-    identity = ModelIdentity(Pair.pair_id, "synthetic", Pair.quant)
-    # What the worker says after a load (emitted here, so it is handled at once).
-    window.engine.worker.model_loaded.emit(LoadedModel(tmp, identity, 224, "mix", "synthetic"))
+    if model:
+        _wait(app, lambda: window.model is not None, 120)
+    else:
+        window.engine.worker.engine = engine
+        identity = ModelIdentity(Pair.pair_id, "synthetic", Pair.quant)
+        # What the worker says after a load (emitted here, so it is handled at once).
+        window.engine.worker.model_loaded.emit(
+            LoadedModel(tmp, identity, 224, "mix", "synthetic"))
     window.queue.add_paths([IMAGE])
     _wait(app, lambda: bool(window.queue.items())
           and window.queue.items()[0].status != "loading")
@@ -224,6 +227,18 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     probe = Probe()
     window.engine.worker.token.connect(probe.token)
     window.engine.worker.job_ended.connect(probe.ended)
+    emitted: list[float] = []  # when the worker emitted each token
+    texts: list[str] = []
+    esc: list[int | None] = [None]
+
+    def on_emit(_job: int, text: str) -> None:  # in the worker thread
+        now = time.perf_counter()
+        if len(emitted) == esc[0]:
+            probe.esc_pressed.emit(now)  # to the UI thread: press Esc there
+        emitted.append(now)
+        texts.append(text)
+
+    window.engine.worker.token.connect(on_emit, Qt.ConnectionType.DirectConnection)
     stored_at: list[float] = []  # when the worker sent the outcome (the result is stored)
     window.engine.worker.job_ended.connect(lambda _o: stored_at.append(time.perf_counter()),
                                            Qt.ConnectionType.DirectConnection)
@@ -240,15 +255,16 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     tick.setTimerType(Qt.TimerType.PreciseTimer)
     tick.timeout.connect(on_tick)
 
-    def one_run(esc: int | None) -> None:
+    def one_run(esc_token: int | None) -> None:
+        emitted.clear()
+        texts.clear()
+        esc[0] = esc_token
         probe.received.clear()
         probe.cpu.clear()
         probe.ended_at = probe.idle_at = probe.esc_posted = None
         paints.paints.clear()
         ticks.clear()
         tick_cpu.clear()
-        engine.esc_at = esc
-        engine.on_esc = probe.esc_pressed.emit
         tick.start(5)
         # The real event loop (not processEvents), as in the app: timers, posted token
         # signals and paints are ordered as they are for a user.
@@ -262,16 +278,17 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     # --- run 1: the whole answer -------------------------------------------------------
     one_run(None)
     result: dict = {"task": task, "tokens": tokens, "rate": rate}
-    received, cpu = list(probe.received), list(probe.cpu)
-    emitted = list(engine.emitted)
+    received, cpu, emitted_1 = list(probe.received), list(probe.cpu), list(emitted)
+    streamed = list(texts)
+    ends = list(_cumulative(len(t) for t in streamed))  # chars shown once token i is in
     per_token = {}
     for k in AT:
         lo, hi = max(0, k - HALF), min(len(received) - 1, k + HALF)
         if hi > lo:
             per_token[k] = 1000 * (cpu[hi] - cpu[lo]) / (hi - lo)
     result["ui_ms_per_token"] = per_token
-    result["handled_s"] = received[-1] - emitted[0]
-    result["generated_s"] = emitted[-1] - emitted[0]
+    result["handled_s"] = received[-1] - emitted_1[0]
+    result["generated_s"] = emitted_1[-1] - emitted_1[0]
     result["max_freeze_ms"] = 1000 * max(0.0, max(_gaps(ticks)) - 0.005)
     # Split at the end of the answer: while it streams, and showing the stored result.
     ended = probe.ended_at or ticks[-1]
@@ -280,11 +297,13 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     # The UI thread's own work between two ticks (CPU time): what a freeze would be on
     # an idle machine; the rest of a wall-clock gap is waiting for a core (or the GIL).
     result["max_freeze_cpu_ms"] = 1000 * max(_gaps(tick_cpu))
-    lags = _lags(emitted, ends, paints.paints)
+    lags = _lags(emitted_1, ends, paints.paints)
     result["lag_ms"] = {"median": 1000 * statistics.median(lags),
                         "p95": 1000 * _percentile(lags, 95), "max": 1000 * max(lags)}
+    result["tokens_streamed"] = len(streamed)
     final = window.results_panel.text()
-    result["final_text_ok"] = final == "".join(pieces)
+    result["final_text_ok"] = final == display_text("".join(streamed)) and (
+        bool(model) or streamed == pieces)
     result["rows"] = window.results_panel.object_rows()
 
     # --- run 2: Esc in the middle of a fast answer ---------------------------------------
@@ -301,15 +320,16 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     if probe.esc_posted is not None and cancelled_at:
         result["esc_ms"] = {
             "to_cancel": 1000 * (cancelled_at[0] - probe.esc_posted),
-            "to_stopped": 1000 * (engine.stopped_at - probe.esc_posted),
             "to_stored": 1000 * (stored_at[-1] - probe.esc_posted),
             "to_shown_idle": 1000 * (probe.idle_at - probe.esc_posted),
         }
+        if not model:
+            result["esc_ms"]["to_stopped"] = 1000 * (engine.stopped_at - probe.esc_posted)
     # False when the answer ended by itself before the Esc was acted on.
-    result["esc_cancelled"] = engine.stop_reason == "cancelled"
+    result["esc_cancelled"] = probe.outcome is not None and probe.outcome.status == "cancelled"
     kept = window.results_panel.text()
-    result["esc_kept_tokens"] = len(engine.emitted)
-    result["esc_text_ok"] = kept == "".join(pieces[:len(engine.emitted)])
+    result["esc_kept_tokens"] = len(texts)
+    result["esc_text_ok"] = kept == display_text("".join(texts))
     result["esc_status"] = window.results_panel.status_label.text()
 
     # --- baseline: the results panel alone, in the same process ----------------------------
@@ -319,7 +339,7 @@ def measure(task: str, tokens: int, rate: float, esc_at: int) -> dict:
     _wait(app, lambda: False, 0.2)
     panel.start(IMAGE.name, "describe en")
     costs: list[float] = []
-    for piece in pieces:
+    for piece in streamed:
         began = time.thread_time()  # CPU time, as for the window above
         panel.append_text(piece)
         app.processEvents()  # its layout and paint, as the event loop would
@@ -392,11 +412,13 @@ def _extract(ref: str) -> Path:
 def _run_child(source: Path, args: argparse.Namespace) -> dict:
     env = dict(os.environ, PYTHONPATH=str(source), QT_QPA_PLATFORM=os.environ.get(
         "QT_QPA_PLATFORM", "offscreen"))
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--measure", "--task", args.task,
-         "--tokens", str(args.tokens), "--rate", str(args.rate), "--esc-at",
-         str(args.esc_at)], env=env, capture_output=True, text=True, check=False,
-        cwd=str(source))
+    command = [sys.executable, str(Path(__file__).resolve()), "--measure", "--task",
+               args.task, "--tokens", str(args.tokens), "--rate", str(args.rate),
+               "--esc-at", str(args.esc_at), "--threads", str(args.threads)]
+    if args.model:
+        command += ["--model", str(args.model)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                         cwd=str(source))
     if out.returncode != 0:
         raise SystemExit(f"the run against {source} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -458,17 +480,33 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="tokens per second")
     parser.add_argument("--esc-at", type=int, default=1500, help="token of the Esc press")
     parser.add_argument("--before", help="also measure this git revision (e.g. HEAD~2)")
+    parser.add_argument("--model", type=Path,
+                        help="a converted model folder: its real engine instead of the "
+                             "synthetic stream (at the model's own speed)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="--model: the tiny test model, converted to a temporary folder")
+    parser.add_argument("--threads", type=int, default=1, help="decode threads (--model)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # a child run: one JSON line for the parent
-        print(json.dumps(measure(args.task, args.tokens, args.rate, args.esc_at)))
+        print(json.dumps(measure(args.task, args.tokens, args.rate, args.esc_at,
+                                 str(args.model) if args.model else None, args.threads)))
         return
+    if args.tiny:
+        from app.convert.converter import convert_checkpoint
+
+        args.model = Path(tempfile.mkdtemp(prefix="stream-window-tiny-")) / "pg2-tiny-224"
+        convert_checkpoint(REPO / "tests" / "fixtures" / "tiny" / "pg2-tiny-224", args.model,
+                           "f16")
     results = []
     if args.before:
         results.append((f"before {args.before}", _run_child(_extract(args.before), args)))
     results.append(("this tree", _run_child(REPO, args)))
-    print(f"{args.task}: {args.tokens} tokens at {args.rate:.0f} tokens/s into the window")
+    source = (f"{args.model.name} (real engine, {args.threads} thread(s))" if args.model
+              else f"at {args.rate:.0f} tokens/s")
+    print(f"{args.task}: up to {args.tokens} tokens {source} into the window; streamed "
+          + " / ".join(str(r["tokens_streamed"]) for _, r in results))
     report(results)
     if args.json:
         args.json.write_text(json.dumps(dict(results), indent=2))
