@@ -455,8 +455,9 @@ def report(results: list[tuple[str, dict]]) -> None:
                [f"{r.get('esc_ms', {}).get('to_cancel', float('nan')):.1f}"
                 for _, r in results]))
     print(_row("Esc -> generation stopped (ms)",
-               [f"{r.get('esc_ms', {}).get('to_stopped', float('nan')):.1f}"
-                if r.get("esc_cancelled") else "ended first" for _, r in results]))
+               [("ended first" if not r.get("esc_cancelled") else
+                 f"{r['esc_ms']['to_stopped']:.1f}" if "to_stopped" in r.get("esc_ms", {})
+                 else "n/a (real engine)") for _, r in results]))
     print(_row("Esc -> result stored by the worker (ms)",
                [f"{r.get('esc_ms', {}).get('to_stored', float('nan')):.1f}"
                 for _, r in results]))
