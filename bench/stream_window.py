@@ -39,6 +39,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -352,6 +353,7 @@ def measure(task: str, tokens: int, rate: float, esc_at: int, model: str | None 
     window.close()
     _wait(app, lambda: not window.engine.thread.isRunning(), 30)
     history.close()
+    shutil.rmtree(tmp, ignore_errors=True)
     return result
 
 
@@ -432,8 +434,7 @@ def report(results: list[tuple[str, dict]]) -> None:
     print(_row("", [label for label, _ in results]))
     for k in AT:
         print(_row(f"UI ms per token at {k}",
-                   [f"{r['ui_ms_per_token'].get(str(k), r['ui_ms_per_token'].get(k, 0)):.3f}"
-                    for _, r in results]))
+                   [f"{_get(r['ui_ms_per_token'], k):.3f}" for _, r in results]))
     for k in AT:
         print(_row(f"  panel alone at {k} (baseline)",
                    [f"{_get(r['panel_alone_ms_per_token'], k):.3f}" for _, r in results]))
@@ -502,7 +503,11 @@ def main() -> None:
                            "f16")
     results = []
     if args.before:
-        results.append((f"before {args.before}", _run_child(_extract(args.before), args)))
+        before = _extract(args.before)
+        try:
+            results.append((f"before {args.before}", _run_child(before, args)))
+        finally:
+            shutil.rmtree(before, ignore_errors=True)
     results.append(("this tree", _run_child(REPO, args)))
     source = (f"{args.model.name} (real engine, {args.threads} thread(s))" if args.model
               else f"at {args.rate:.0f} tokens/s")
@@ -511,6 +516,8 @@ def main() -> None:
     report(results)
     if args.json:
         args.json.write_text(json.dumps(dict(results), indent=2))
+    if args.tiny:
+        shutil.rmtree(args.model.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":
