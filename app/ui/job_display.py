@@ -7,13 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.errors import HistoryError
+from app.history.history_record import HistoryRecord
 from app.session import Job, JobOutcome, ResultStore
 from app.session.job import CANCELLED, DONE, FAILED, SKIPPED
+from app.session.stream_pacing import shows_same
 from app.tasks.parsing import DetectedObject
 from app.ui.image_queue import ImageQueue, QueueItem
 from app.ui.image_view import ImageView
 from app.ui.notice_bar import NoticeBar
 from app.ui.results_panel import ResultsPanel
+from app.ui.stream_coalescer import StreamCoalescer
 
 # How a job's end shows in the queue: (status, note).
 QUEUE_STATUS = {DONE: ("done", ""), SKIPPED: ("done", "stored result"),
@@ -25,26 +28,40 @@ class JobDisplay:
                  notices: NoticeBar, results: ResultStore) -> None:
         self.queue, self.view, self.panel = queue, view, panel
         self.notices, self.results = notices, results
-        panel.record_shown.connect(lambda record: view.set_objects(record.objects))
+        panel.record_shown.connect(self._draw_record)
+        # Tokens and objects are shown at most once per frame: at GPU speed, showing each
+        # token by itself costs more than the stream gives time for.
+        self.stream = StreamCoalescer(panel.append_text, self._show_objects, parent=panel)
 
     def started(self, job: Job, follow: bool) -> None:
         """``job`` really runs; with ``follow`` (a batch) its image becomes the selection."""
         self.queue.set_status(job.queue_key, "running")
         if follow:
             self.queue.set_current(job.queue_key)
+        self.stream.discard()
         self.view.show_image(job.image)
         self.view.clear_overlays()
         self.panel.start(job.image.name, job.prompt)
 
     def token(self, text: str) -> None:
-        self.panel.append_text(text)
+        self.stream.add_text(text)
 
     def found(self, obj: DetectedObject) -> None:
-        self.view.add_object(obj)
-        self.panel.add_object(obj)
+        self.stream.add_object(obj)
+
+    def _show_objects(self, objects: list[DetectedObject]) -> None:
+        for obj in objects:
+            self.view.add_object(obj)
+            self.panel.add_object(obj)
+
+    def _draw_record(self, record: HistoryRecord) -> None:
+        # At the end of a run the stored result is what streamed: keep the boxes drawn.
+        if not shows_same(self.view.objects(), record.objects):
+            self.view.set_objects(record.objects)
 
     def ended(self, job: Job, outcome: JobOutcome, follow: bool) -> None:
         """Show how ``job`` ended; a skipped job of a batch shows its stored result."""
+        self.stream.flush()  # what streamed is shown in full, also when the job failed
         status, note = QUEUE_STATUS[outcome.status]
         self.queue.set_status(job.queue_key, status,
                               outcome.message if status == "failed" else note)
@@ -71,6 +88,7 @@ class JobDisplay:
 
     def show_item(self, item: QueueItem | None) -> None:
         """Show a queued image with its stored results (nothing when None)."""
+        self.stream.discard()
         self.view.show_image(item.path if item is not None else None)
         self.view.clear_overlays()
         if item is None:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.history.history_record import HistoryRecord
+from app.session.stream_pacing import shows_same
 from app.tasks.object_masks import mask_area
 from app.tasks.parsing import DetectedObject
 from app.ui.history_dialog import local_time
@@ -349,14 +350,21 @@ class ResultsPanel(QWidget):
     def _show_final(
         self, text: str, objects: list[DetectedObject], timings: str, status: str
     ) -> None:
-        self._text = display_text(text)
-        self._tail = ""
-        self.text_edit.setPlainText(self._text)
-        self._objects = []
-        self.table.setRowCount(0)
-        for obj in objects:
-            self._objects.append(obj)
-            self._add_row(obj)
+        shown = display_text(text)
+        # The end of a streamed answer shows what is already there: laying a long text
+        # out again and rebuilding hundreds of rows would freeze the window for nothing.
+        if shown != self._text or self._tail:
+            self._text = shown
+            self._tail = ""
+            self.text_edit.setPlainText(self._text)
+        if shows_same(self._objects, objects):
+            self._objects = list(objects)  # the stored ones, for Copy detections
+        else:
+            self._objects = []
+            self.table.setRowCount(0)
+            for obj in objects:
+                self._objects.append(obj)
+                self._add_row(obj)
         self.table.setVisible(bool(objects))
         self.timings_label.setText(timings)
         self.timings_label.setVisible(bool(timings))
@@ -377,8 +385,10 @@ class ResultsPanel(QWidget):
         self.table.setItem(row, 2, QTableWidgetItem(box))
         area = mask_area(obj)
         self.table.setItem(row, 3, QTableWidgetItem("" if area is None else f"{area:,} px"))
-        # The mask column only when there are masks (segment with the decoder installed).
-        self.table.setColumnHidden(3, all(o.mask is None for o in self._objects))
+        # The mask column only when there are masks (segment with the decoder installed);
+        # decided row by row, as rows stream in, not by looking through them all again.
+        self.table.setColumnHidden(3, (row == 0 or self.table.isColumnHidden(3))
+                                   and obj.mask is None)
         self.table.show()
 
     def _on_list_choice(self, row: QListWidgetItem | None, _previous=None) -> None:
