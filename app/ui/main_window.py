@@ -26,8 +26,9 @@ from PySide6.QtWidgets import (
 from app.build_info import gpu_build_advice
 from app.engine.engine import EngineConfig
 from app.history import HistoryStore
-from app.models.mask_decoder import MISSING_NOTICE, installed_decoder
+from app.models.mask_decoder import MISSING_NOTICE
 from app.session import Job, JobOutcome, ResultStore, Session
+from app.session.load_plan import choose_mask_decoder, engine_config
 from app.session.prefetch import prefetch_order
 from app.session.session import options_from_settings
 from app.settings import Settings, SettingsStore
@@ -141,8 +142,8 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
     def engine_config(self) -> EngineConfig:
         s = self.settings
         # The context holds the largest "Max new tokens" allowed: changing it needs no reload.
-        return EngineConfig(gpu_layers=-1 if s.gpu_layers is None else s.gpu_layers,
-                            threads=s.threads)
+        return engine_config(gpu_layers=-1 if s.gpu_layers is None else s.gpu_layers,
+                             threads=s.threads, max_new_tokens=None)
 
     def load_model(self, folder: Path) -> None:
         """Load (or swap to) ``folder`` with the settings' quantization, via the worker."""
@@ -206,7 +207,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         request = self.task_panel.request()
         if request is None or request.kind != TaskKind.SEGMENT:
             return None
-        decoder = installed_decoder(Path(self.settings.models_dir))
+        decoder, _problem = choose_mask_decoder(True, self.settings.models_dir)
         if decoder is None:
             self.notices.show_notice(MISSING_NOTICE, action=("Get Mask Decoder…",
                                                              self.show_models))
