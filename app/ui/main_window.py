@@ -30,7 +30,7 @@ from app.models.mask_decoder import MISSING_NOTICE
 from app.session import Job, JobOutcome, ResultStore, Session
 from app.session.load_plan import choose_mask_decoder, engine_config
 from app.session.prefetch import prefetch_order
-from app.session.session import options_from_settings
+from app.session.session import options_from_settings, remember_loaded_folder
 from app.settings import Settings, SettingsStore
 from app.tasks.prompts import TaskKind
 from app.ui.drop_target import ImageDropMixin
@@ -159,8 +159,9 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         if self._closing:
             return
         self.model = model
-        if str(model.folder) != self.settings.model_folder:  # saved once it proved good
-            self.settings.model_folder = str(model.folder)
+        remembered = remember_loaded_folder(self.settings, model.folder)
+        if remembered is not None:  # saved once it proved good
+            self.settings = remembered
             self._save_settings()
         self.first_run.hide()
         self.notices.clear_error()
