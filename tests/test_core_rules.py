@@ -260,3 +260,51 @@ def test_a_model_folder_is_remembered_only_once_it_loaded() -> None:
     assert saved.model_folder == "/models/a" and saved.threads == 4
     assert remember_loaded_folder(saved, Path("/models/b")).model_folder == "/models/b"
     assert remember_loaded_folder(saved, "/models/a") is None
+
+
+# --- the steps a server takes, end to end ----------------------------------------------------
+
+
+def test_the_server_path_through_the_core(converted, tmp_path: Path) -> None:
+    """resolve -> plan -> load -> new_job -> execute_job -> a run --json-like record; the
+    same request again is answered from the store; other options run again."""
+    from app.engine.engine import Engine
+    from app.history import HistoryStore
+    from app.session import ResultStore, new_job
+    from app.session.job import DONE, SKIPPED, JobOutcome
+    from app.session.job_runner import execute_job
+    from app.session.load_plan import plan_load
+    from app.session.result_json import stored_record
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny").symlink_to(converted("pg2-tiny-224"))
+    plan = plan_load(resolve_model("tiny", models), "F16", 0)
+    engine = Engine()
+    engine.load(plan.pair, plan.config)
+    history = HistoryStore(tmp_path / "history.sqlite3")
+    store = ResultStore(history)
+    image = IMAGES / "noise_97x150.png"
+
+    def ask(max_new: int, temperature: float = 0.0) -> JobOutcome:
+        job = new_job(image, CAPTION, GenerationOptions(max_new_tokens=max_new,
+                                                        temperature=temperature, seed=1),
+                      plan.identity)
+        (outcome,) = [e for e in execute_job(engine, job, store) if isinstance(e, JobOutcome)]
+        return outcome
+
+    try:
+        first = ask(6)
+        assert first.status == DONE
+        record = stored_record(first.record)
+        assert record["model_id"] == plan.pair.pair_id and record["quantization"] == "F16"
+        assert record["options_key"] == "greedy" and record["max_new_tokens"] == 6
+        assert record["tokens"] == first.record.tokens and record["id"] is not None
+        again = ask(6)
+        assert again.status == SKIPPED and again.record.id == first.record.id
+        if first.record.stop_reason == "max_tokens":  # cut at 6: a higher limit runs again
+            assert ask(12).status == DONE
+        assert ask(6, temperature=1.0).status == DONE  # sampled is other work
+    finally:
+        engine.close()
+        history.close()

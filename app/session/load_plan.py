@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.engine.context_size import context_new_tokens, engine_config
+from app.session.identity import ModelIdentity
 
 if TYPE_CHECKING:
     from app.engine.engine import EngineConfig
     from app.hardware import HardwareReport
     from app.models.model_folder import ModelFolder, ModelPair
 
-__all__ = ["LoadPlan", "choose_mask_decoder", "context_new_tokens", "engine_config",
-           "plan_load"]
+__all__ = ["LoadPlan", "choose_mask_decoder", "context_new_tokens", "display_name",
+           "engine_config", "plan_load"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,18 @@ class LoadPlan:
     pair: ModelPair
     config: EngineConfig
     choice: str | None = None
+    name: str = ""  # the display name: the source checkpoint's, else the folder's
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """The identity jobs on this model carry (what "already done" compares)."""
+        return ModelIdentity.of(self.pair, self.name or None)
+
+
+def display_name(folder: ModelFolder) -> str:
+    """A model's name for people: its source checkpoint's (e.g. a Hugging Face repo id)
+    as the manifest records it, else the folder's name."""
+    return str(folder.manifest.source.get("name") or folder.path.name)
 
 
 def plan_load(folder: ModelFolder | Path | str, quant: str | None = None,
@@ -68,7 +81,8 @@ def plan_load(folder: ModelFolder | Path | str, quant: str | None = None,
         if gpu_layers is None:
             gpu_layers = choice.gpu_layers if choice.fits else 0
     pair = folder.resolve(quant)
-    return LoadPlan(pair, engine_config(gpu_layers, threads, max_new_tokens), choice_sentence)
+    return LoadPlan(pair, engine_config(gpu_layers, threads, max_new_tokens), choice_sentence,
+                    display_name(folder))
 
 
 def choose_mask_decoder(is_segment: bool, models_dir: Path | str | None = None,

@@ -134,8 +134,7 @@ class EngineWorker(QObject):
                 f"The model could not be loaded: {exc}")
             self.model_failed.emit(message)
             return
-        source = folder.manifest.source
-        name = str(source.get("name") or Path(request.folder).name)
+        name = plan.name
         threads = self.engine.config.threads or 1
         device = device_text(threads)
         if self.engine.config.gpu_layers != 0 and supports_gpu_offload():
@@ -144,7 +143,7 @@ class EngineWorker(QObject):
                       else "GPU offload")
         self.model_loaded.emit(LoadedModel(
             folder=Path(request.folder),
-            identity=ModelIdentity.of(pair, name),
+            identity=plan.identity,
             image_size=pair.image_size,
             checkpoint_kind=checkpoint_kind(name),
             device=device,
