@@ -298,3 +298,25 @@ def test_ray_without_the_extra_says_how_to_install_it(model, tmp_path):
     )
     assert done.returncode == 1 and "palidesk[cluster]" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_segment_uses_the_mask_decoder_as_run_does(model, tmp_path):
+    from mask_weights import write_random_decoder
+
+    image = IMAGES / "shapes_320x240.png"
+    out = tmp_path / "r.jsonl"
+    segment = ("--task", "segment", "--classes", "cat", "--max-tokens", "24")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not weights")
+    refused = palidesk("batch", image, "--model", model, *segment, "--out", out,
+                       "--mask-decoder", bad)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert not out.exists()  # told before any model loaded or file was written
+    weights = write_random_decoder(tmp_path / "vae-oid.npz")
+    done = palidesk("batch", image, "--model", model, "--quant", "F16", *segment, "--out", out,
+                    "--mask-decoder", weights)
+    assert done.returncode == 0, done.stderr
+    ran = palidesk("run", "--model", model, "--quant", "F16", *segment, "--json",
+                   "--mask-decoder", weights, image)
+    batch, run = read_records(out)[0], json.loads(ran.stdout)
+    assert batch["objects"] == run["objects"] and batch["tokens"] == run["tokens"]

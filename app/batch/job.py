@@ -26,18 +26,22 @@ class BatchJob:
     options: GenerationOptions
     gpu_layers: int = 0
     threads: int | None = None
+    # Segment: big_vision's decoder, as `run` and the window choose it (an absolute path
+    # every Ray worker must see, like the model folder); None = boxes only.
+    mask_decoder: str | None = None
 
     @classmethod
     def create(cls, model_folder: str, quant: str | None, request: TaskRequest,
                options: GenerationOptions, gpu_layers: int = 0,
-               threads: int | None = None) -> BatchJob:
+               threads: int | None = None, mask_decoder: str | None = None) -> BatchJob:
         """Check the request and the model folder (no model is loaded) and pin both down."""
         from app.session.load_plan import plan_load
 
         prompt = build_prompt(request)
         plan = plan_load(model_folder, quant, gpu_layers, threads, options.max_new_tokens,
                          choose_quant=False)
-        return cls(ModelIdentity.of(plan.pair), request, prompt, options, gpu_layers, threads)
+        return cls(ModelIdentity.of(plan.pair), request, prompt, options, gpu_layers, threads,
+                   mask_decoder)
 
     @property
     def options_key(self) -> str:

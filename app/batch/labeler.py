@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from app.batch.job import BatchJob
@@ -78,7 +79,9 @@ class ImageLabeler:
 
     def _run(self, image: str) -> TaskResult:
         final = None
-        for event in run_task(self.engine, image, self.job.request, self.job.options):
+        decoder = self.job.mask_decoder
+        for event in run_task(self.engine, image, self.job.request, self.job.options,
+                              mask_decoder=None if decoder is None else Path(decoder)):
             if isinstance(event, TaskResult):
                 final = event
         assert final is not None  # run_task always ends with its TaskResult

@@ -43,6 +43,9 @@ def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     batch.add_argument("--quant", help="text model type (case-insensitive); default: best")
     add_task_options(batch, gpu_layers_default=None,
                      gpu_layers_help="-1 = all (GPU builds only); default 0, or -1 with Ray GPUs")
+    batch.add_argument("--mask-decoder", type=Path, metavar="FILE",
+                       help="vae-oid.npz for segment masks (default: the installed one, see "
+                            "`palidesk masks status`); Ray workers must see the same path")
     batch.add_argument("--out", type=Path, required=True, metavar="RESULTS.jsonl",
                        help="results file: one JSON line per image, appended as they finish")
     batch.add_argument("--resume", action="store_true",
@@ -95,9 +98,12 @@ def run_batch_command(args: argparse.Namespace) -> int:
     gpu_layers = args.gpu_layers
     if gpu_layers is None:
         gpu_layers = -1 if args.ray and args.ray_gpus_per_worker > 0 else 0
+    request = request_from_args(args)
+    decoder = _mask_decoder(args, request.kind)
     job = BatchJob.create(
-        str(resolve_model(args.model)), args.quant, request_from_args(args),
-        options_from_args(args), gpu_layers=gpu_layers, threads=args.threads,
+        str(resolve_model(args.model)), args.quant, request, options_from_args(args),
+        gpu_layers=gpu_layers, threads=args.threads,
+        mask_decoder=None if decoder is None else str(decoder.resolve()),
     )
     print(f"model: {job.model.name} ({job.model.quant}); prompt: {job.prompt!r}",
           file=sys.stderr)
@@ -144,6 +150,23 @@ def run_batch_command(args: argparse.Namespace) -> int:
     if args.export:
         _export(args, job)
     return 1 if summary.failed else 0
+
+
+def _mask_decoder(args: argparse.Namespace, kind: TaskKind) -> Path | None:
+    """The core's choice of mask decoder, as for `run` and the window; checked here so a
+    bad file is told before any model loads."""
+    from app.session.load_plan import choose_mask_decoder
+
+    found, problem = choose_mask_decoder(kind == TaskKind.SEGMENT,
+                                         getattr(args, "models_dir", None), args.mask_decoder)
+    if found is not None:
+        from app.tasks.object_masks import check_decoder
+
+        check_decoder(found)
+    elif problem:
+        print(f"note: {problem} Segment gives boxes without masks; get it with "
+              "`palidesk masks pull`.", file=sys.stderr)
+    return found
 
 
 def _print_summary(progress: BatchProgress, summary: BatchSummary, start: float,
