@@ -299,14 +299,27 @@ def describe(choice: FitChoice) -> dict[str, Any]:
     }
 
 
-def auto_gpu_layers(folder: ModelFolder | Path | str, quant: str,
-                    hardware: HardwareReport | None = None) -> int:
-    """The GPU layers the automatic choice gives ``quant`` on this machine: the estimate
-    for that quantization alone (another one's layers would not fit it), 0 (the CPU)
-    when it does not fit. -1 = all layers."""
+def load_choice(folder: ModelFolder | Path | str, quant: str | None = None,
+                hardware: HardwareReport | None = None) -> FitChoice:
+    """The automatic choice for loading ``folder`` here: among every quantization it holds
+    (``quant`` None), or for ``quant`` alone — another quantization's layers would not
+    fit it. ``hardware`` defaults to this machine's."""
+    folder = folder if isinstance(folder, ModelFolder) else ModelFolder(Path(folder))
     if hardware is None:
         from app.hardware import detect
 
         hardware = detect()
-    choice = choose(folder, hardware, available_quants=[quant])
+    available = folder.text_types() if quant is None else [folder.resolve(quant).quant]
+    return choose(folder, hardware, available_quants=available)
+
+
+def gpu_layers_of(choice: FitChoice) -> int:
+    """The GPU layers to load with (-1 = all): the choice's, or 0 (the CPU) when nothing
+    fits — a model that does not fit is still tried on the CPU, where swap may carry it."""
     return choice.gpu_layers if choice.fits else 0
+
+
+def auto_gpu_layers(folder: ModelFolder | Path | str, quant: str,
+                    hardware: HardwareReport | None = None) -> int:
+    """The GPU layers the automatic choice gives ``quant`` on this machine."""
+    return gpu_layers_of(load_choice(folder, quant, hardware))

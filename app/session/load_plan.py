@@ -65,21 +65,14 @@ def plan_load(folder: ModelFolder | Path | str, quant: str | None = None,
     if quant is None and not choose_quant:
         quant = folder.resolve(None).quant
     if quant is None or gpu_layers is None:
-        from app.models.fit_choice import choose
+        from app.models.fit_choice import gpu_layers_of, load_choice
 
-        if hardware is None:
-            from app.hardware import detect
-
-            hardware = detect()
-        # With a quantization given, the estimate is for that one only: the layers of
-        # another quantization's fit would not fit this one.
-        available = folder.text_types() if quant is None else [folder.resolve(quant).quant]
-        choice = choose(folder, hardware, available_quants=available)  # = auto_gpu_layers
+        choice = load_choice(folder, quant, hardware)
         choice_sentence = choice.sentence
         if quant is None and choice.fits:
             quant = choice.quant
         if gpu_layers is None:
-            gpu_layers = choice.gpu_layers if choice.fits else 0
+            gpu_layers = gpu_layers_of(choice)
     pair = folder.resolve(quant)
     return LoadPlan(pair, engine_config(gpu_layers, threads, max_new_tokens), choice_sentence,
                     display_name(folder))
