@@ -192,6 +192,14 @@ def test_load_plan_chooses_layers_for_the_quantization_that_loads(converted) -> 
     assert plan.config.max_new_tokens_limit == 2048  # no fixed limit given: the window's
 
 
+def test_the_window_settings_ask_for_a_quantization_or_the_automatic_choice() -> None:
+    from app.session.load_plan import quant_from_settings
+
+    assert quant_from_settings(Settings(quantization="auto")) is None
+    assert quant_from_settings(Settings(quantization="")) is None
+    assert quant_from_settings(Settings(quantization="Q8_0")) == "Q8_0"
+
+
 def test_mask_decoder_choice(tmp_path: Path) -> None:
     from app.session.load_plan import choose_mask_decoder
 

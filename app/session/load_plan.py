@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from app.engine.engine import EngineConfig
     from app.hardware import HardwareReport
     from app.models.model_folder import ModelFolder, ModelPair
+    from app.settings import Settings
 
 __all__ = ["LoadPlan", "choose_mask_decoder", "context_new_tokens", "display_name",
-           "engine_config", "plan_load"]
+           "engine_config", "plan_load", "quant_from_settings"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,8 @@ def choose_mask_decoder(is_segment: bool, models_dir: Path | str | None = None,
     models_dir = models_dir_from_settings(models_dir)
     found = installed_decoder(models_dir)
     return found, None if found is not None else decoder_problem(models_dir)
+
+
+def quant_from_settings(settings: Settings) -> str | None:
+    """The quantization the window's settings ask for; None = the automatic choice."""
+    return None if settings.quantization in ("auto", "") else settings.quantization

@@ -28,7 +28,7 @@ from app.engine.engine import EngineConfig
 from app.history import HistoryStore
 from app.models.mask_decoder import MISSING_NOTICE
 from app.session import Job, JobOutcome, ResultStore, Session
-from app.session.load_plan import choose_mask_decoder, engine_config
+from app.session.load_plan import choose_mask_decoder, engine_config, quant_from_settings
 from app.session.prefetch import prefetch_order
 from app.session.session import options_from_settings, remember_loaded_folder
 from app.settings import Settings, SettingsStore
@@ -147,7 +147,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
 
     def load_model(self, folder: Path) -> None:
         """Load (or swap to) ``folder`` with the settings' quantization, via the worker."""
-        quant = None if self.settings.quantization in ("auto", "") else self.settings.quantization
+        quant = quant_from_settings(self.settings)  # None: the core's automatic choice
         self.session.loading_started()
         self.status.show_loading(folder.name)
         self.status.show_batch(self.session.batch)
@@ -167,7 +167,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         self.notices.clear_error()
         self.status.show_model(f"{model.name} · {model.quant} · {model.image_size} px",
                                model.device, model.choice or "")
-        if model.choice and self.settings.quantization in ("auto", ""):
+        if model.choice and quant_from_settings(self.settings) is None:
             self.status.show_message(model.choice)  # until a batch has something to say
         self.task_panel.set_checkpoint_kind(model.checkpoint_kind)
         self._send(self.session.model_loaded(model.identity))
