@@ -34,7 +34,8 @@ def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     batch = sub.add_parser(
         "batch", help="label a whole dataset into a resumable JSONL (optionally on Ray)",
         description="Run one task over every image of folders (recursive), glob patterns "
-                    "or text files of paths; one JSON line per image in --out.")
+                    "or text files of paths; one JSON line per image (and set of options) "
+                    "in --out.")
     batch.add_argument("inputs", nargs="+", metavar="INPUT",
                        help="folder, image, glob pattern ('data/**/*.jpg'), or a text file "
                             "of image paths")
