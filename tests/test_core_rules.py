@@ -190,6 +190,12 @@ def test_load_plan_chooses_layers_for_the_quantization_that_loads(converted) -> 
     plan = plan_load(converted("pg2-tiny-224"), "F16", None, hardware=cpu_only)
     assert plan.pair.quant == "F16" and plan.config.gpu_layers == 0 and plan.choice
     assert plan.config.max_new_tokens_limit == 2048  # no fixed limit given: the window's
+    from app.models.fit_choice import load_choice
+
+    # The estimate is made for the quantization that loads, not the one chosen among all
+    # (on a CPU the automatic choice never takes F16).
+    assert load_choice(converted("pg2-tiny-224"), "F16", cpu_only).quant == "F16"
+    assert load_choice(converted("pg2-tiny-224"), None, cpu_only).quant != "F16"
 
 
 def test_the_window_settings_ask_for_a_quantization_or_the_automatic_choice() -> None:
