@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.settings.validation import MAX_NEW_TOKENS
-
-if TYPE_CHECKING:  # the engine module loads llama.cpp; the rule itself needs none of it
+if TYPE_CHECKING:  # the engine module loads llama.cpp: imported when a face is about to load
     from app.engine.engine import EngineConfig
 
 # The smallest room for new tokens a context gets: run, batch and eval with a small
@@ -26,7 +24,9 @@ def context_new_tokens(max_new_tokens: int | None = None) -> int:
     (tests/test_core_rules.py checks the tokens).
     """
     if max_new_tokens is None:
-        return MAX_NEW_TOKENS  # the engine's MAX_NEW_TOKENS_LIMIT
+        from app.engine.engine import MAX_NEW_TOKENS_LIMIT
+
+        return MAX_NEW_TOKENS_LIMIT
     return max(MIN_NEW_TOKEN_ROOM, max_new_tokens)
 
 
