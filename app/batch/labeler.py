@@ -51,6 +51,11 @@ class ImageLabeler:
                 "than the one the batch started with. Every worker must see the same "
                 "folder (a shared path, see docs/scaling.md)."
             )
+        if job.mask_decoder is not None and not os.path.isfile(job.mask_decoder):
+            raise EngineError(
+                f"The mask decoder {job.mask_decoder} is not on this machine. Every worker "
+                "must see the same path (a shared folder, see docs/scaling.md)."
+            )
         self.engine = Engine()
         self.engine.load(pair, job.engine_config())
 
