@@ -1,4 +1,4 @@
-"""How close ``app.models.fit``'s estimate is to what llama.cpp allocates (CPU buffers).
+"""How close ``app.models.fit_estimate``'s estimate is to what llama.cpp allocates (CPU buffers).
 
     .venv/bin/python bench/fit_accuracy.py \\
         --full /work/bench-models/pg2-3b-224-gguf --threads 2
@@ -46,7 +46,7 @@ from PIL import Image  # noqa: E402
 from app.engine.engine import Engine, EngineConfig  # noqa: E402
 from app.engine.llama_library import ensure_backend  # noqa: E402
 from app.models.catalog import SIZES, VariantDims, find, tensor_nbytes  # noqa: E402
-from app.models.fit import (  # noqa: E402
+from app.models.fit_estimate import (  # noqa: E402
     ContextNeeds,
     estimate,
     kv_layer_bytes,

@@ -78,7 +78,9 @@ def test_batch_records_are_run_json_records(model, tmp_path):
     ran = palidesk("run", "--model", model, "--quant", "F16", *DETECT, "--json", image)
     assert ran.returncode == 0, ran.stderr
     batch, run = read_records(out)[0], json.loads(ran.stdout)
-    assert set(batch) == set(run) | {"image_sha256", "model", "model_id", "quantization"}
+    assert set(batch) == set(run) | {"image_sha256", "model", "model_id", "quantization",
+                                     "options_key", "max_new_tokens"}
+    assert batch["options_key"] == "greedy" and batch["max_new_tokens"] == 8
     assert batch["image"] == str(image.resolve())
     for key in ("tokens", "text", "objects", "prompt", "task", "stop_reason", "image_size"):
         assert batch[key] == run[key], key
@@ -107,6 +109,68 @@ def test_resume_skips_done_images_and_never_writes_a_path_twice(model, dataset, 
                      "caption", "--max-tokens", "4", "--out", out, "--resume")
     added = read_records(out)[12:]
     assert added and {r["prompt"] for r in added} == {"caption en"}, other.stderr
+
+
+def _latest(out: Path) -> dict[str, dict]:
+    """The last record written for each image."""
+    return {r["image"]: r for r in read_records(out)}
+
+
+def test_resume_with_other_options_runs_the_images_again_like_the_window(model, tmp_path):
+    """Issue 16's reproduction: a resumed batch never keeps an answer made under other
+    options (a lower max-tokens limit it was cut at, or greedy for sampled)."""
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name in ("shapes_320x240.png", "noise_97x150.png", "strokes_500x500.png"):
+        (images / name).write_bytes((IMAGES / name).read_bytes())
+    count = 3
+    out = tmp_path / "r.jsonl"
+    base = ("batch", images, "--model", model, "--quant", "F16", "--task", "caption",
+            "--out", out)
+    first = palidesk(*base, "--max-tokens", "8")
+    assert first.returncode == 0, first.stderr
+    cut = [r for r in read_records(out) if r["stop_reason"] == "max_tokens"]
+    assert cut, "the tiny model should run into the 8-token limit on some image"
+    # A higher limit: answers cut at 8 are run again, not kept.
+    longer = palidesk(*base, "--max-tokens", "30", "--resume")
+    assert longer.returncode == 0, longer.stderr
+    assert f"{len(cut)} of them were made with other options" in longer.stderr
+    assert f"{len(cut)} labelled" in longer.stderr
+    latest = _latest(out)
+    for record in cut:
+        again = latest[record["image"]]
+        assert again["max_new_tokens"] == 30 and len(again["tokens"]) > 8
+        assert again["tokens"][:8] == record["tokens"]  # greedy: the same start, then more
+    # Sampling: every greedy answer is made again under the new options.
+    sampled = palidesk(*base, "--max-tokens", "30", "--temperature", "1.0", "--seed", "3",
+                       "--resume")
+    assert sampled.returncode == 0, sampled.stderr
+    assert f"{count} labelled" in sampled.stderr and "0 skipped" in sampled.stderr
+    latest = _latest(out)
+    assert {r["options_key"] for r in latest.values()} == {"sample:t=1:k=0:p=1:seed=3"}
+    # Each set of options now finds its own answers done.
+    for again in (("--max-tokens", "30", "--temperature", "1.0", "--seed", "3"),
+                  ("--max-tokens", "30")):
+        lines = len(read_records(out))
+        resumed = palidesk(*base, *again, "--resume")
+        assert f"{count} skipped" in resumed.stderr and "0 labelled" in resumed.stderr
+        assert len(read_records(out)) == lines
+
+
+def test_a_results_file_without_options_fields_still_resumes(model, tmp_path):
+    """Files written before the options were recorded read as greedy, limit unknown."""
+    image = IMAGES / "noise_97x150.png"
+    out = tmp_path / "r.jsonl"
+    args = ("batch", image, "--model", model, "--quant", "F16", "--task", "caption",
+            "--max-tokens", "8", "--out", out)
+    assert palidesk(*args).returncode == 0
+    old = [{k: v for k, v in r.items() if k not in ("options_key", "max_new_tokens")}
+           for r in read_records(out)]
+    out.write_text("".join(json.dumps(r) + "\n" for r in old))
+    resumed = palidesk(*args, "--resume")
+    assert resumed.returncode == 0 and "1 skipped" in resumed.stderr, resumed.stderr
+    sampled = palidesk(*args, "--temperature", "0.7", "--resume")
+    assert "1 labelled" in sampled.stderr, sampled.stderr
 
 
 def test_a_torn_last_line_is_dropped_and_that_image_redone(model, tmp_path):
@@ -206,7 +270,8 @@ def test_bad_arguments_are_refused_in_plain_words(model, tmp_path):
     assert done.returncode == 1 and "No images found" in done.stderr and not out.exists()
     done = palidesk("batch", IMAGES, "--model", "no-such-model", "--task", "caption",
                     "--out", out)
-    assert done.returncode == 1 and "neither a model folder nor an installed" in done.stderr
+    assert done.returncode == 1 and "neither a model folder nor the name of an installed" \
+        in done.stderr
     done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--out", out,
                     "--export", "yolo")
     assert done.returncode == 1 and "needs --task detect" in done.stderr and not out.exists()
@@ -233,3 +298,25 @@ def test_ray_without_the_extra_says_how_to_install_it(model, tmp_path):
     )
     assert done.returncode == 1 and "palidesk[cluster]" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_segment_uses_the_mask_decoder_as_run_does(model, tmp_path):
+    from mask_weights import write_random_decoder
+
+    image = IMAGES / "shapes_320x240.png"
+    out = tmp_path / "r.jsonl"
+    segment = ("--task", "segment", "--classes", "cat", "--max-tokens", "24")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not weights")
+    refused = palidesk("batch", image, "--model", model, *segment, "--out", out,
+                       "--mask-decoder", bad)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert not out.exists()  # told before any model loaded or file was written
+    weights = write_random_decoder(tmp_path / "vae-oid.npz")
+    done = palidesk("batch", image, "--model", model, "--quant", "F16", *segment, "--out", out,
+                    "--mask-decoder", weights)
+    assert done.returncode == 0, done.stderr
+    ran = palidesk("run", "--model", model, "--quant", "F16", *segment, "--json",
+                   "--mask-decoder", weights, image)
+    batch, run = read_records(out)[0], json.loads(ran.stdout)
+    assert batch["objects"] == run["objects"] and batch["tokens"] == run["tokens"]

@@ -10,8 +10,8 @@ import pytest
 from app.batch.inputs import iter_image_paths
 from app.batch.record_keys import ResultsFileError
 from app.batch.results_log import ResultsLog
-from app.cli.model_argument import resolve_model_argument
 from app.errors import ModelFolderError
+from app.session.model_resolver import resolve_model
 
 
 def record(image: str, sha: str = "ab" * 32) -> dict:
@@ -55,6 +55,6 @@ def test_identical_bytes_share_a_content_key_and_the_first_record_is_found(tmp_p
 def test_model_can_be_named_by_its_installed_name(converted, tmp_path: Path) -> None:
     models = tmp_path / "models"
     shutil.copytree(converted("pg2-tiny-224"), models / "tiny-mix")
-    assert resolve_model_argument("tiny-mix", models_dir=models) == models / "tiny-mix"
-    with pytest.raises(ModelFolderError, match="installed: tiny-mix"):
-        resolve_model_argument("other", models_dir=models)
+    assert resolve_model("tiny-mix", models_dir=models) == models / "tiny-mix"
+    with pytest.raises(ModelFolderError, match="Installed models: tiny-mix"):
+        resolve_model("other", models_dir=models)

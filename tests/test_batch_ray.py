@@ -80,3 +80,28 @@ def test_a_worker_pool_that_cannot_start_is_refused_before_anything_runs(convert
                  "--ray", "local", "--ray-workers", "999", "--ray-cpus-per-worker", "1")
     assert done.returncode == 1 and "lower --ray-workers" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+@pytest.mark.slow
+def test_ray_workers_follow_the_already_done_rule(converted, tmp_path):
+    """A file begun with --max-tokens 8, resumed on Ray with 30: the workers run again
+    exactly the answers cut at 8 (the snapshot they get applies the core's rule)."""
+    model = converted("pg2-tiny-224")
+    root = tmp_path / "data"
+    make_dataset(root, distinct=3)
+    job = ("--model", model, "--quant", "F16", "--task", "caption", "--threads", "1",
+           "--no-progress")
+    out = tmp_path / "r.jsonl"
+    first = batch(root, *job, "--max-tokens", "8", "--out", out)
+    assert "Traceback" not in first.stderr, first.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    cut = {r["image"] for r in lines if r.get("stop_reason") == "max_tokens"
+           and "duplicate_of" not in r}
+    assert cut, "the tiny model should run into the 8-token limit"
+    on_ray = batch(root, *job, "--max-tokens", "30", "--out", out, "--resume", "--ray",
+                   "local", "--ray-workers", "1", "--ray-cpus-per-worker", "1")
+    assert "Traceback" not in on_ray.stderr, on_ray.stderr
+    added = [json.loads(line) for line in out.read_text().splitlines()][len(lines):]
+    rerun = {r["image"] for r in added}  # a cut original may come back as the copy on Ray
+    assert cut <= rerun and all(r["max_new_tokens"] == 30 for r in added)
+    assert all(len(r["tokens"]) > 8 for r in added if r["image"] in cut)

@@ -15,17 +15,14 @@ import pytest
 from app.errors import CatalogError
 from app.hardware import GpuInfo, HardwareReport, SystemInfo
 from app.models.catalog import find, tensor_nbytes
-from app.models.fit import (
-    CPU_RAM_SHARE,
+from app.models.fit_choice import CPU_RAM_SHARE, choose, fit_badge, layout_speeds
+from app.models.fit_estimate import (
     SAFETY_MARGIN,
     ContextNeeds,
-    choose,
     estimate,
-    fit_badge,
     kv_cells,
     kv_layer_bytes,
     layout_for,
-    layout_speeds,
     text_compute_bytes,
     vision_compute_bytes,
 )

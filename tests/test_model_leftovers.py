@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from app.errors import DownloadError, ModelFolderError
-from app.models.installed import InstalledModels, model_folder_for
+from app.models.installed import InstalledModels
 from app.models.prepare import PrepareRequest, prepare_model
+from app.session.model_resolver import resolve_model
 from conftest import IMAGES
 
 
@@ -121,9 +122,9 @@ def test_run_accepts_an_installed_models_name(
     err = capsys.readouterr().err
     assert "'nope' is neither a model folder nor the name of an installed model" in err
     assert "Installed models: tiny." in err
-    assert model_folder_for(models_dir / "tiny", tmp_path) == models_dir / "tiny"
+    assert resolve_model(models_dir / "tiny", tmp_path) == models_dir / "tiny"
     with pytest.raises(ModelFolderError, match="No model is installed yet"):
-        model_folder_for("tiny", tmp_path / "empty")
+        resolve_model("tiny", tmp_path / "empty")
 
 
 HOLD_LOCK = """

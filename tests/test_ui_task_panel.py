@@ -7,8 +7,9 @@ from pytestqt.qtbot import QtBot
 
 from app.settings.settings import Settings
 from app.tasks.languages import LANGUAGES
+from app.tasks.presets import PRESETS, PT_WARNING
 from app.tasks.prompts import TaskKind
-from app.ui.task_panel import PRESETS, PT_WARNING, TaskPanel
+from app.ui.task_panel import TaskPanel
 
 
 @pytest.fixture

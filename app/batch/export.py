@@ -49,15 +49,25 @@ def export_results(results: Path, job: BatchJob, fmt: str, destination: Path | N
 
 
 def _job_records(results: Path, job: BatchJob) -> Iterator[HistoryRecord]:
+    """The job's answers, one per image: the same prompt, model, quantization and options,
+    within the job's max-tokens limit (``done_rule``); of several, the last written."""
+    from app.session.done_rule import GREEDY, record_answers
+
     model = job.model
+    chosen: dict[str, dict[str, Any]] = {}
     with results.open(encoding="utf-8") as lines:
         for line in lines:
             record = json.loads(line)
             if ("error" in record or record.get("prompt") != job.prompt
                     or record.get("model_id") != model.pair_id
-                    or record.get("quantization") != model.quantization):
+                    or record.get("quantization") != model.quant
+                    or (record.get("options_key") or GREEDY) != job.options_key
+                    or not record_answers(record, job.options.max_new_tokens)):
                 continue
-            yield history_record(record)
+            chosen.pop(record["image"], None)  # keeps the order of the last writes
+            chosen[record["image"]] = record
+    for record in chosen.values():
+        yield history_record(record)
 
 
 def history_record(record: dict[str, Any]) -> HistoryRecord:
@@ -77,4 +87,7 @@ def history_record(record: dict[str, Any]) -> HistoryRecord:
         timings=record.get("timings", {}),
         stop_reason=record.get("stop_reason", ""),
         tokens=record.get("tokens", []),
+        pair_id=record.get("model_id", ""),
+        options_key=record.get("options_key") or "greedy",
+        max_new_tokens=int(record.get("max_new_tokens") or 0),
     )

@@ -1,8 +1,9 @@
 """Which images a batch covers: folders (recursive), globs and text files of paths.
 
 Paths are produced one at a time and never collected, so a job over millions of files
-holds one folder's listing in memory at most. The order is stable (sorted per folder),
-which keeps ``--limit`` and resumed runs predictable.
+holds one folder's listing in memory at most. The order is stable (sorted per folder, the
+window's order: ``app.engine.image_files``), which keeps ``--limit`` and resumed runs
+predictable.
 """
 
 from __future__ import annotations
@@ -12,20 +13,15 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from app.engine.image_files import IMAGE_SUFFIXES, images_in, is_image_name, name_order
 from app.errors import PaliDeskError
 
-# The same suffixes the window's queue accepts (app/ui/image_files.py, which is Qt-side).
-IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-)
+__all__ = ["IMAGE_SUFFIXES", "BatchInputError", "check_inputs", "count_image_paths",
+           "is_image_name", "iter_image_paths"]
 
 
 class BatchInputError(PaliDeskError):
     """An INPUT of ``palidesk batch`` is missing or cannot be listed."""
-
-
-def is_image_name(path: str) -> bool:
-    return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
 
 
 def check_inputs(inputs: Iterable[str]) -> None:
@@ -53,7 +49,7 @@ def iter_image_paths(inputs: Iterable[str]) -> Iterator[str]:
     """
     for item in inputs:
         if glob.has_magic(item) and not os.path.exists(item):
-            for match in sorted(glob.iglob(item, recursive=True)):
+            for match in sorted(glob.iglob(item, recursive=True), key=name_order):
                 yield from _expand(match, from_pattern=True)
         else:
             yield from _expand(item, from_pattern=False)
@@ -84,11 +80,7 @@ def _walk(folder: str) -> Iterator[str]:
     def fail(error: OSError) -> None:
         raise BatchInputError(f"Cannot list {error.filename}: {error.strerror}.")
 
-    for root, dirs, files in os.walk(folder, onerror=fail):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and is_image_name(name):
-                yield os.path.join(root, name)
+    yield from images_in(folder, on_error=fail)
 
 
 def _read_list(list_file: str) -> Iterator[str]:

@@ -1,36 +1,21 @@
 """Everything a worker needs to label images the same way: model, task, options.
 
 Plain, picklable data: the same BatchJob drives the local loop and every Ray worker,
-which is what makes their records identical.
+which is what makes their records identical. The model identity, the load plan and the
+engine's sizing are the core's (``app.session``), as for the window and ``run``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from app.engine.engine import EngineConfig
 from app.engine.events import GenerationOptions
-from app.models.model_folder import ModelFolder, ModelPair
+from app.session.identity import ModelIdentity, options_key
 from app.tasks import TaskRequest, build_prompt
 
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which model a record came from. ``pair_id`` (written into both GGUF files at
-    conversion) identifies the checkpoint wherever its folder lives, so a worker whose
-    folder at the same path holds another model is caught."""
-
-    folder: str
-    name: str
-    pair_id: str
-    quantization: str
-
-    @classmethod
-    def of(cls, pair: ModelPair) -> ModelIdentity:
-        # Absolute but not resolved: a symlink such as /shared/models must stay the path
-        # the workers open, not wherever it points on the driver's machine.
-        return cls(os.path.abspath(pair.folder), pair.folder.name, pair.pair_id, pair.quant)
+if TYPE_CHECKING:
+    from app.engine.engine import EngineConfig
 
 
 @dataclass(frozen=True)
@@ -41,17 +26,29 @@ class BatchJob:
     options: GenerationOptions
     gpu_layers: int = 0
     threads: int | None = None
+    # Segment: big_vision's decoder, as `run` and the window choose it (an absolute path
+    # every Ray worker must see, like the model folder); None = boxes only.
+    mask_decoder: str | None = None
 
     @classmethod
     def create(cls, model_folder: str, quant: str | None, request: TaskRequest,
                options: GenerationOptions, gpu_layers: int = 0,
-               threads: int | None = None) -> BatchJob:
+               threads: int | None = None, mask_decoder: str | None = None) -> BatchJob:
         """Check the request and the model folder (no model is loaded) and pin both down."""
+        from app.session.load_plan import plan_load
+
         prompt = build_prompt(request)
-        pair = ModelFolder(model_folder).resolve(quant)
-        return cls(ModelIdentity.of(pair), request, prompt, options, gpu_layers, threads)
+        plan = plan_load(model_folder, quant, gpu_layers, threads, options.max_new_tokens,
+                         choose_quant=False)
+        return cls(ModelIdentity.of(plan.pair), request, prompt, options, gpu_layers, threads,
+                   mask_decoder)
+
+    @property
+    def options_key(self) -> str:
+        return options_key(self.options)
 
     def engine_config(self) -> EngineConfig:
-        # The same sizing as `palidesk run`, so a batch gives run's tokens.
-        return EngineConfig(gpu_layers=self.gpu_layers, threads=self.threads,
-                            max_new_tokens_limit=max(512, self.options.max_new_tokens))
+        # The core's sizing for a limit fixed for the engine's life, as `palidesk run`.
+        from app.engine.context_size import engine_config
+
+        return engine_config(self.gpu_layers, self.threads, self.options.max_new_tokens)

@@ -1,5 +1,9 @@
 """One image in, one outcome out: skipped, copied from a duplicate, labelled, or failed.
 
+"Skipped" follows the core's "already done" rule (``app.session.done_rule``): the known
+results were filtered by the job's max-tokens limit when the file was read, and the
+content key carries the options key, so an answer made with other options never counts.
+
 The engine is loaded once per labeler (once per process locally, once per Ray actor).
 """
 
@@ -8,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from app.batch.job import BatchJob
@@ -15,8 +20,9 @@ from app.batch.record_keys import content_key, entry_key
 from app.batch.results_log import KnownResults
 from app.engine.engine import Engine
 from app.errors import EngineError, PaliDeskError
-from app.history.history_record import file_sha256
+from app.file_digest import file_sha256
 from app.models.model_folder import ModelFolder
+from app.session.result_json import failure_record, result_record
 from app.tasks.task_runner import TaskResult, run_task
 
 OutcomeKind = Literal["skipped", "duplicate", "labelled", "failed"]
@@ -38,12 +44,17 @@ class ImageLabeler:
 
     def __init__(self, job: BatchJob) -> None:
         self.job = job
-        pair = ModelFolder(job.model.folder).resolve(job.model.quantization)
+        pair = ModelFolder(job.model.folder).resolve(job.model.quant)
         if pair.pair_id != job.model.pair_id:
             raise EngineError(
                 f"The model folder {job.model.folder} on this machine holds another model "
                 "than the one the batch started with. Every worker must see the same "
                 "folder (a shared path, see docs/scaling.md)."
+            )
+        if job.mask_decoder is not None and not os.path.isfile(job.mask_decoder):
+            raise EngineError(
+                f"The mask decoder {job.mask_decoder} is not on this machine. Every worker "
+                "must see the same path (a shared folder, see docs/scaling.md)."
             )
         self.engine = Engine()
         self.engine.load(pair, job.engine_config())
@@ -55,7 +66,8 @@ class ImageLabeler:
         """Label ``image`` (an absolute path) unless ``known`` already has its result."""
         digest, problem = _fingerprint(image)
         model = self.job.model
-        content = content_key(digest, image, self.job.prompt, model.pair_id, model.quantization)
+        content = content_key(digest, image, self.job.prompt, model.pair_id, model.quant,
+                              self.job.options_key)
         entry = entry_key(content, image)
         if known.has_entry(entry):
             return Outcome(image, "skipped", content, entry)
@@ -67,27 +79,22 @@ class ImageLabeler:
             result = self._run(image)
         except PaliDeskError as exc:  # unreadable image, or the engine refused this one
             return Outcome(image, "failed", content, entry, self._error(image, digest, str(exc)))
-        record = result.to_json()
-        record["image"] = image
-        record.update(self._identity(digest))
+        record = result_record(result, image, self.job.model, self.job.options, digest)
         return Outcome(image, "labelled", content, entry, record)
 
     def _run(self, image: str) -> TaskResult:
         final = None
-        for event in run_task(self.engine, image, self.job.request, self.job.options):
+        decoder = self.job.mask_decoder
+        for event in run_task(self.engine, image, self.job.request, self.job.options,
+                              mask_decoder=None if decoder is None else Path(decoder)):
             if isinstance(event, TaskResult):
                 final = event
         assert final is not None  # run_task always ends with its TaskResult
         return final
 
-    def _identity(self, digest: str | None) -> dict[str, Any]:
-        model = self.job.model
-        return {"image_sha256": digest, "model": model.name, "model_id": model.pair_id,
-                "quantization": model.quantization}
-
     def _error(self, image: str, digest: str | None, message: str) -> dict[str, Any]:
-        return {"image": image, "error": message, "task": self.job.request.kind.value,
-                "prompt": self.job.prompt, **self._identity(digest)}
+        return failure_record(image, message, self.job.request.kind.value, self.job.prompt,
+                              self.job.model, self.job.options, digest)
 
 
 def _fingerprint(image: str) -> tuple[str | None, str | None]:

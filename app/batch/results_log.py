@@ -11,9 +11,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from app.batch.record_keys import ResultsFileError, keys_of
+from app.session.done_rule import GREEDY, record_answers
+
+if TYPE_CHECKING:
+    from app.batch.job import BatchJob
 
 try:  # POSIX only; on Windows two runs on one file are simply not prevented
     import fcntl
@@ -48,11 +52,19 @@ class ResultsLog:
 
     ``resume=False`` refuses an existing non-empty file rather than mixing two jobs'
     lines by accident. Use as a context manager (closes and unlocks the file).
+
+    With ``job``, a record counts as done only when it answers the job's max-tokens limit
+    (``done_rule.record_answers``): an answer cut at a lower limit is run again and the
+    new line appended; the old line stays, as every line does. Records made with other
+    options have other work keys, so they never count; ``other_options_records`` counts
+    the records of the job's prompt and model that do not count, for the resume message.
     """
 
-    def __init__(self, path: Path | str, resume: bool) -> None:
+    def __init__(self, path: Path | str, resume: bool, job: BatchJob | None = None) -> None:
         self.path = Path(path)
+        self.job = job
         self.resumed_records = 0  # lines found on disk at the start
+        self.other_options_records = 0  # of those, the job's work made with other options
         self.dropped_torn_line = False
         self._entries: set[bytes] = set()
         self._contents: dict[bytes, int] = {}  # content key -> offset of its first line
@@ -97,8 +109,11 @@ class ResultsLog:
                 os.fsync(self._file.fileno())
                 self.dropped_torn_line = True
                 break
-            self._index(self._parse(line, number), offset)
+            record = self._parse(line, number)
             self.resumed_records += 1
+            if not self._answers(record):
+                self.other_options_records += 1
+            self._index(record, offset)
             offset += len(line)
         self._file.seek(0, os.SEEK_END)
 
@@ -113,7 +128,20 @@ class ResultsLog:
             ) from exc
         return record
 
+    def _answers(self, record: dict[str, Any]) -> bool:
+        """False for a record of the job's prompt and model made with other options or
+        cut at another limit (what the resume message counts)."""
+        job = self.job
+        if job is None or (record.get("prompt"), record.get("model_id"),
+                           record.get("quantization")) != (job.prompt, job.model.pair_id,
+                                                           job.model.quant):
+            return True
+        return ((record.get("options_key") or GREEDY) == job.options_key
+                and record_answers(record, job.options.max_new_tokens))
+
     def _index(self, record: dict[str, Any], offset: int) -> None:
+        if self.job is not None and not record_answers(record, self.job.options.max_new_tokens):
+            return  # cut at another limit: its image runs again
         content, entry = keys_of(record)
         self._entries.add(entry)
         self._contents.setdefault(content, offset)

@@ -34,7 +34,8 @@ def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     batch = sub.add_parser(
         "batch", help="label a whole dataset into a resumable JSONL (optionally on Ray)",
         description="Run one task over every image of folders (recursive), glob patterns "
-                    "or text files of paths; one JSON line per image in --out.")
+                    "or text files of paths; one JSON line per image (and set of options) "
+                    "in --out.")
     batch.add_argument("inputs", nargs="+", metavar="INPUT",
                        help="folder, image, glob pattern ('data/**/*.jpg'), or a text file "
                             "of image paths")
@@ -43,10 +44,15 @@ def add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     batch.add_argument("--quant", help="text model type (case-insensitive); default: best")
     add_task_options(batch, gpu_layers_default=None,
                      gpu_layers_help="-1 = all (GPU builds only); default 0, or -1 with Ray GPUs")
+    batch.add_argument("--mask-decoder", type=Path, metavar="FILE",
+                       help="vae-oid.npz for segment masks (default: the installed one, see "
+                            "`palidesk masks status`); Ray workers must see the same path")
     batch.add_argument("--out", type=Path, required=True, metavar="RESULTS.jsonl",
                        help="results file: one JSON line per image, appended as they finish")
     batch.add_argument("--resume", action="store_true",
-                       help="continue --out: skip images whose result it already holds")
+                       help="continue --out: skip images whose result it already holds for "
+                            "these options (other options or a higher --max-tokens than an "
+                            "answer was cut at: run again)")
     batch.add_argument("--limit", type=_positive_int, metavar="N",
                        help="only the first N images of the inputs (a trial run)")
     batch.add_argument("--export", choices=EXPORT_FORMATS,
@@ -85,22 +91,22 @@ def run_batch_command(args: argparse.Namespace) -> int:
     from app.batch.progress_bar import BatchProgress
     from app.batch.results_log import ResultsLog
     from app.batch.summary import BatchSummary
-    from app.cli.model_argument import resolve_model_argument
-    from app.cli.run_command import request_from_args
-    from app.engine.events import GenerationOptions
+    from app.cli.run_command import options_from_args, request_from_args
+    from app.session.model_resolver import resolve_model
 
     check_inputs(args.inputs)
     _check_export(args)
     gpu_layers = args.gpu_layers
     if gpu_layers is None:
         gpu_layers = -1 if args.ray and args.ray_gpus_per_worker > 0 else 0
+    request = request_from_args(args)
+    decoder = _mask_decoder(args, request.kind)
     job = BatchJob.create(
-        str(resolve_model_argument(args.model)), args.quant, request_from_args(args),
-        GenerationOptions(max_new_tokens=args.max_tokens, temperature=args.temperature,
-                          top_k=args.top_k, top_p=args.top_p, seed=args.seed),
+        str(resolve_model(args.model)), args.quant, request, options_from_args(args),
         gpu_layers=gpu_layers, threads=args.threads,
+        mask_decoder=None if decoder is None else str(decoder.resolve()),
     )
-    print(f"model: {job.model.name} ({job.model.quantization}); prompt: {job.prompt!r}",
+    print(f"model: {job.model.name} ({job.model.quant}); prompt: {job.prompt!r}",
           file=sys.stderr)
     ray_settings = _ray_settings(args) if args.ray else None
     total = count_image_paths(args.inputs)
@@ -110,11 +116,18 @@ def run_batch_command(args: argparse.Namespace) -> int:
             f"{', '.join(sorted(IMAGE_SUFFIXES))}).")
     total = total if args.limit is None else min(total, args.limit)
     summary = BatchSummary()
-    with ResultsLog(args.out, resume=args.resume) as log:
+    with ResultsLog(args.out, resume=args.resume, job=job) as log:
         if log.resumed_records:
             torn = "; a line cut off by an interrupted run was dropped" \
                 if log.dropped_torn_line else ""
             print(f"resuming: {log.resumed_records} records already in {args.out}{torn}",
+                  file=sys.stderr)
+        if log.other_options_records:
+            # The window's rule: an answer made with other options is never kept as this
+            # run's; those images run again and their new lines are appended.
+            print(f"{log.other_options_records} of them were made with other options "
+                  "(sampling, seed, or a max-tokens limit they were cut at): they do not "
+                  "count as done here, so their images run again with these options",
                   file=sys.stderr)
         progress = BatchProgress(total, enabled=False if args.no_progress else None)
         start = time.monotonic()
@@ -138,6 +151,23 @@ def run_batch_command(args: argparse.Namespace) -> int:
     if args.export:
         _export(args, job)
     return 1 if summary.failed else 0
+
+
+def _mask_decoder(args: argparse.Namespace, kind: TaskKind) -> Path | None:
+    """The core's choice of mask decoder, as for `run` and the window; checked here so a
+    bad file is told before any model loads."""
+    from app.session.load_plan import choose_mask_decoder
+
+    found, problem = choose_mask_decoder(kind == TaskKind.SEGMENT,
+                                         getattr(args, "models_dir", None), args.mask_decoder)
+    if found is not None:
+        from app.tasks.object_masks import check_decoder
+
+        check_decoder(found)
+    elif problem:
+        print(f"note: {problem} Segment gives boxes without masks; get it with "
+              "`palidesk masks pull`.", file=sys.stderr)
+    return found
 
 
 def _print_summary(progress: BatchProgress, summary: BatchSummary, start: float,

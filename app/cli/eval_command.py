@@ -14,7 +14,8 @@ def add_eval_parser(sub: Any) -> None:
     from app.evaluation.scored_tasks import SCORED_TASKS
 
     ev = sub.add_parser("eval", help="compare quantizations for quality and speed on your images")
-    ev.add_argument("--model", type=Path, required=True, help="model folder")
+    ev.add_argument("--model", required=True, metavar="NAME|DIR",
+                    help="an installed model's name or a model folder")
     ev.add_argument("--quant", default="", help="e.g. F16,Q8_0,Q4_K_M (default: all installed)")
     ev.add_argument("--reference", help="quantization to agree with (default: best installed)")
     ev.add_argument("--task", required=True, choices=SCORED_TASKS)
@@ -42,7 +43,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from app.evaluation.score import load_truth
     from app.models.model_folder import ModelFolder
     from app.progress import CancelFlag, ProgressEvent
+    from app.session.model_resolver import resolve_model
 
+    args.model = resolve_model(args.model)
     folder = ModelFolder(args.model)
     quants, reference = plan_quants(folder, args.quant.split(","), args.reference)
     truth = load_truth(args.task, args.truth) if args.truth is not None else None

@@ -11,7 +11,8 @@ from app.settings.validation import MAX_NEW_TOKENS
 
 if TYPE_CHECKING:
     from app.hardware import HardwareReport
-    from app.models.fit import ContextNeeds, FitChoice, ModelSource
+    from app.models.fit_choice import FitChoice
+    from app.models.fit_estimate import ContextNeeds, ModelSource
 
 
 def add_fit_parser(sub: Any) -> None:
@@ -41,7 +42,8 @@ def run_fit(args: argparse.Namespace, hardware: HardwareReport | None = None) ->
     """Print the choice; exit code 0 even when nothing fits (that is a valid answer)."""
     # Imported here so that building the parser stays cheap for every other command.
     from app.hardware import detect
-    from app.models.fit import ContextNeeds, candidate_quants, choose, fit_badge, layout_for
+    from app.models.fit_choice import candidate_quants, choose, fit_badge
+    from app.models.fit_estimate import ContextNeeds, layout_for
 
     source = resolve_variant(args.variant)
     quants = candidate_quants(source)
@@ -68,7 +70,8 @@ def run_fit(args: argparse.Namespace, hardware: HardwareReport | None = None) ->
 
 
 def _speeds(source: ModelSource, quants: list[str]) -> dict[str, Any]:
-    from app.models.fit import layout_for, layout_speeds, measured_speeds
+    from app.models.fit_choice import layout_speeds, measured_speeds
+    from app.models.fit_estimate import layout_for
 
     return layout_speeds([layout_for(source, q) for q in quants], measured_speeds(source))
 
@@ -96,7 +99,7 @@ def _name(source: ModelSource) -> str:
 def _as_dict(source: ModelSource, hardware: HardwareReport, context: ContextNeeds,
              choice: FitChoice, badges: dict[str, str]) -> dict[str, Any]:
     from app.models.catalog import CatalogEntry
-    from app.models.fit import describe
+    from app.models.fit_choice import describe
 
     return {
         "variant": _name(source),

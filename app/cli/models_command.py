@@ -96,11 +96,9 @@ def _settings():
 
 def models_dir_from(args: argparse.Namespace) -> Path:
     """``--models-dir`` (where the command has one), else the models folder in Settings."""
-    if getattr(args, "models_dir", None) is not None:
-        return Path(args.models_dir)
-    from app.settings import SettingsStore, default_settings_path
+    from app.session.model_resolver import models_dir_from_settings
 
-    return Path(SettingsStore(default_settings_path()).load().settings.models_dir)
+    return models_dir_from_settings(getattr(args, "models_dir", None))
 
 
 def _installed(args: argparse.Namespace):

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 from app.cli.interrupt import cancel_on_interrupt
-from app.engine.engine import Engine, EngineConfig
+from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import ImageError
-from app.models.model_folder import ModelFolder
 from app.progress import CancelFlag
 from app.tasks import CaptionStyle, TaskKind, TaskRequest, build_prompt, parse_classes
 from app.tasks.task_runner import ObjectEvent, TaskResult, run_task
@@ -30,7 +29,16 @@ def request_from_args(args: argparse.Namespace) -> TaskRequest:
     )
 
 
+def options_from_args(args: argparse.Namespace) -> GenerationOptions:
+    """The generation options of ``--max-tokens``, ``--temperature``... (run and batch)."""
+    return GenerationOptions(max_new_tokens=args.max_tokens, temperature=args.temperature,
+                             top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+
+
 def run_command(args: argparse.Namespace) -> int:
+    from app.session.load_plan import plan_load
+    from app.session.model_resolver import resolve_model
+
     request = request_from_args(args)
     build_prompt(request)  # refuse bad arguments before loading anything
     mask_decoder = _mask_decoder(args, request.kind)
@@ -38,17 +46,15 @@ def run_command(args: argparse.Namespace) -> int:
         from app.tasks.object_masks import check_decoder
 
         check_decoder(mask_decoder)  # a bad --mask-decoder file, told before the model loads
-    pair = ModelFolder(_model_folder(args.model)).resolve(args.quant)
-    options = GenerationOptions(
-        max_new_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, seed=args.seed,
-    )
+    options = options_from_args(args)
+    plan = plan_load(resolve_model(args.model), args.quant, args.gpu_layers, args.threads,
+                     options.max_new_tokens, choose_quant=False)
+    pair = plan.pair
     failures = 0
     with cancel_on_interrupt() as cancel:
         engine = Engine()
         try:
-            engine.load(pair, EngineConfig(gpu_layers=args.gpu_layers, threads=args.threads,
-                                           max_new_tokens_limit=max(512, args.max_tokens)))
+            engine.load(pair, plan.config)
             if not args.json:
                 print(f"model: {pair.folder.name} ({pair.quant})", file=sys.stderr)
             for image in args.images:
@@ -67,32 +73,18 @@ def run_command(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _model_folder(name_or_path: Path) -> Path:
-    """``--model``: a folder, or the name of an installed model (``palidesk models list``)."""
-    from app.models.installed import model_folder_for
-    from app.settings import SettingsStore, default_settings_path
-
-    path = Path(name_or_path)
-    if path.exists() or len(path.parts) != 1:
-        return path  # a path: the settings file need not even be read
-    models_dir = Path(SettingsStore(default_settings_path()).load().settings.models_dir)
-    return model_folder_for(path, models_dir)
-
-
 def _mask_decoder(args: argparse.Namespace, kind: TaskKind) -> Path | None:
-    """The decoder for segment masks: ``--mask-decoder``, else the installed one, else None."""
+    """The decoder for segment masks: the core's choice (``--mask-decoder``, else the
+    installed one, else None with a note)."""
     if kind != TaskKind.SEGMENT:
-        return None
-    if args.mask_decoder is not None:
-        return args.mask_decoder  # run_task checks it and says what is wrong with it
-    from app.cli.models_command import models_dir_from
-    from app.models.mask_decoder import decoder_problem, installed_decoder
+        return None  # the settings file need not even be read
+    from app.session.load_plan import choose_mask_decoder
 
-    models_dir = models_dir_from(args)
-    found = installed_decoder(models_dir)
-    if found is None and not args.json:
-        print(f"note: {decoder_problem(models_dir)} Segment gives boxes without masks; get "
-              "it with `palidesk masks pull`.", file=sys.stderr)
+    found, problem = choose_mask_decoder(True, getattr(args, "models_dir", None),
+                                         args.mask_decoder)
+    if problem and not args.json:
+        print(f"note: {problem} Segment gives boxes without masks; get it with "
+              "`palidesk masks pull`.", file=sys.stderr)
     return found
 
 

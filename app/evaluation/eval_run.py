@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.engine.engine import Engine, EngineConfig
+from app.engine.context_size import engine_config
+from app.engine.engine import Engine
 from app.engine.events import GenerationOptions
 from app.errors import ImageError, ModelFolderError
 from app.evaluation.agreement import agreement, boxes_agree, token_difference
@@ -107,21 +108,15 @@ def run_eval(plan: EvalPlan, progress: ProgressCallback = no_progress,
     return report
 
 
-def _gpu_layers(plan: EvalPlan, folder: ModelFolder, quant: str) -> int:
-    if plan.gpu_layers is not None:
-        return plan.gpu_layers
-    from app.hardware import detect
-    from app.models.fit import choose
-
-    choice = choose(folder, detect(), available_quants=[quant])
-    return choice.gpu_layers if choice.fits else 0
-
-
 def _run_quant(plan: EvalPlan, folder: ModelFolder, quant: str, done_before: int, total: int,
                progress: ProgressCallback, cancel: CancelFlag) -> QuantRun:
     run = QuantRun(quant)
     pair = folder.resolve(quant)
-    gpu_layers = _gpu_layers(plan, folder, quant)
+    gpu_layers = plan.gpu_layers
+    if gpu_layers is None:  # the automatic choice, as every face makes it
+        from app.models.fit_choice import auto_gpu_layers
+
+        gpu_layers = auto_gpu_layers(folder, quant)
     options = GenerationOptions(max_new_tokens=plan.max_new_tokens)
     target = plan.out_dir / f"predictions-{quant}.jsonl"
     first_tokens: list[float] = []
@@ -132,8 +127,7 @@ def _run_quant(plan: EvalPlan, folder: ModelFolder, quant: str, done_before: int
     progress(ProgressEvent(quant, done_before, total, f"loading {quant}"))
     with PeakMemory() as peak, target.open("w", encoding="utf-8") as out:
         started = time.perf_counter()
-        engine.load(pair, EngineConfig(gpu_layers=gpu_layers, threads=plan.threads,
-                                       max_new_tokens_limit=max(512, plan.max_new_tokens)))
+        engine.load(pair, engine_config(gpu_layers, plan.threads, plan.max_new_tokens))
         load_s = time.perf_counter() - started
         try:
             for index, image in enumerate(plan.images):

@@ -9,8 +9,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from app.evaluation.truth import TruthError
-
-_MARKERS = ("<eos>", "<pad>", "<bos>")
+from app.tasks.output_text import clean_output_text
 
 
 @dataclass(frozen=True)
@@ -29,10 +28,7 @@ class Prediction:
     @property
     def answer(self) -> str:
         """The answer without ``<eos>``-style markers or surrounding space."""
-        text = self.text
-        for marker in _MARKERS:
-            text = text.replace(marker, "")
-        return text.strip()
+        return clean_output_text(self.text)
 
 
 def prediction_from_record(record: dict[str, Any]) -> Prediction:

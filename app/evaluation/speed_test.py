@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from app.engine.engine import Engine, EngineConfig
+from app.engine.context_size import engine_config
+from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, ResultEvent
 from app.evaluation.peak_memory import PeakMemory
 from app.models.measured_speed import QuantSpeed, record_speed
@@ -27,26 +28,20 @@ def builtin_image() -> Path:
     return resource_path("verify-image.png")
 
 
-def _gpu_layers(folder: ModelFolder, quant: str) -> int:
-    from app.hardware import detect
-    from app.models.fit import choose
-
-    choice = choose(folder, detect(), available_quants=[quant])
-    return choice.gpu_layers if choice.fits else 0
-
-
 def measure_quant(folder: ModelFolder, quant: str, tokens: int = 64,
                   threads: int | None = None, gpu_layers: int | None = None,
                   cancel: CancelFlag | None = None, image: Path | None = None) -> QuantSpeed | None:
     """Measure one quantization; None if cancelled before the figures were complete."""
     cancel = cancel or CancelFlag()
     image = image or builtin_image()
-    layers = _gpu_layers(folder, quant) if gpu_layers is None else gpu_layers
+    if gpu_layers is None:  # the automatic choice, as every face makes it
+        from app.models.fit_choice import auto_gpu_layers
+
+        gpu_layers = auto_gpu_layers(folder, quant)
     engine = Engine()
     with PeakMemory() as peak:
         started = time.perf_counter()
-        engine.load(folder.resolve(quant), EngineConfig(gpu_layers=layers, threads=threads,
-                                                        max_new_tokens_limit=max(512, tokens)))
+        engine.load(folder.resolve(quant), engine_config(gpu_layers, threads, tokens))
         load_s = time.perf_counter() - started
         try:
             first = _generate(engine, image, tokens, cancel)

@@ -14,9 +14,8 @@ from typing import Any
 
 from PIL import Image
 
+from app.engine.image_files import IMAGE_SUFFIXES
 from app.errors import PaliDeskError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 class TruthError(PaliDeskError):

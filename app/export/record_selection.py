@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 
 from app.history.history_record import HistoryRecord
+from app.tasks.output_text import clean_output_text
 
 SPATIAL_TASKS = frozenset({"detect", "segment"})
-_MARKERS = ("<eos>", "<pad>", "<bos>")
+
+__all__ = ["SPATIAL_TASKS", "clean_output_text", "labels_in_order", "newest_per_key",
+           "spatial_records"]
 
 
 def newest_per_key(
@@ -37,13 +40,6 @@ def spatial_records(records: Iterable[HistoryRecord]) -> list[HistoryRecord]:
 def labels_in_order(records: Iterable[HistoryRecord]) -> list[str]:
     """Every object label, once each, in order of first appearance (stable class ids)."""
     return list(dict.fromkeys(obj.label for record in records for obj in record.objects))
-
-
-def clean_output_text(text: str) -> str:
-    """The output without ``<eos>``/``<pad>``/``<bos>`` markers or surrounding space."""
-    for marker in _MARKERS:
-        text = text.replace(marker, "")
-    return text.strip()
 
 
 def _age(record: HistoryRecord) -> tuple[str, int]:

@@ -133,20 +133,3 @@ class InstalledModels:
         """Bytes used by everything under the models directory, unfinished work included."""
         return folder_size(self.models_dir) if self.models_dir.is_dir() else 0
 
-
-def model_folder_for(name_or_path: str | Path, models_dir: Path) -> Path:
-    """The model folder ``name_or_path`` means: a folder path as given, or else the name of
-    a model installed under ``models_dir`` (as ``palidesk models list`` shows it)."""
-    path = Path(name_or_path)
-    if path.exists() or len(path.parts) != 1:
-        return path
-    installed = InstalledModels(models_dir).folder_for(path.name)
-    if (installed / MANIFEST_NAME).exists():
-        return installed
-    names = [m.name for m in InstalledModels(models_dir).list()]
-    known = f" Installed models: {', '.join(names)}." if names else (
-        " No model is installed yet: `palidesk models pull paligemma2-3b-mix-224`.")
-    raise ModelFolderError(
-        f"{str(name_or_path)!r} is neither a model folder nor the name of an installed "
-        f"model.{known}"
-    )

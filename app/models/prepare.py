@@ -77,12 +77,14 @@ def _step(progress: ProgressCallback, stage: str, message: str) -> None:
 
 def verify_model(folder: Path, quant: str | None = None, threads: int | None = None) -> int:
     """Load ``folder`` and generate a few tokens on the built-in image; returns the count."""
-    from app.engine.engine import Engine, EngineConfig
+    from app.engine.context_size import engine_config
+    from app.engine.engine import Engine
     from app.engine.events import GenerationOptions
 
     engine = Engine()
     try:
-        engine.load(ModelFolder(folder).resolve(quant), EngineConfig(threads=threads))
+        engine.load(ModelFolder(folder).resolve(quant),
+                    engine_config(threads=threads, max_new_tokens=VERIFY_TOKENS))
         result = engine.run(VERIFY_IMAGE, "caption en",
                             GenerationOptions(max_new_tokens=VERIFY_TOKENS, stop_at_eos=False))
     finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from app.hardware import HardwareReport
 from app.models.catalog import CATALOG, CatalogEntry
 from app.models.decode_speed import SpeedFigure
-from app.models.fit import CPU_TARGET_TOKENS_PER_S, FitChoice, choose
+from app.models.fit_choice import CPU_TARGET_TOKENS_PER_S, FitChoice, choose
 
 _SIZE_ORDER = ("3b", "10b", "28b")
 

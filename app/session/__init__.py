@@ -1,18 +1,40 @@
-"""The life of a result, from the press of Run to the export: Qt-free.
+"""The core every face decides through: the window, ``palidesk run``, ``batch`` (the local
+loop and every Ray worker) and the local server. Qt-free.
 
-- ``Job``: an immutable snapshot of what the user asked for (image, task, options, model).
-- ``Batch``: the state machine of a "Run all" pass.
-- ``ResultStore``: the history database as the one home of every result.
-- ``execute_job``: what the engine's thread does with one job (skip, run, store).
+Public API (import from the modules named; this package exports the light ones):
 
-The window only shows what these decide; the CLI and the tests use them directly.
+- ``identity.ModelIdentity`` (pair id, name, quantization, folder; picklable) and
+  ``identity.options_key``: which model and which options made a result.
+- ``done_rule``: the one "already done" rule — ``ended_within`` (the max-tokens rule),
+  ``work_key`` / ``record_work_key`` (image bytes + prompt + pair + quantization +
+  options key), ``record_answers`` (a batch line against a job's limit).
+- ``model_resolver.resolve_model`` (``--model NAME|DIR``) and
+  ``models_dir_from_settings``.
+- ``load_plan.plan_load`` -> ``LoadPlan`` (pair, EngineConfig, the automatic choice's
+  sentence, ``identity``); ``engine_config`` / ``context_new_tokens`` (the one sizing
+  rule, kept in ``app.engine.context_size`` so the evaluation code below the core uses
+  it); ``choose_mask_decoder``.
+- ``job.Job`` (what was asked, frozen), ``job.new_job`` for faces without a Session,
+  ``job.JobOutcome``; ``job_runner.execute_job(engine, job, store)``: skip, run, store.
+- ``result_store.ResultStore``: the history as the home of every result (``find_done``
+  applies ``done_rule``); ``result_json``: a result as ``run --json`` plus its identity
+  (``result_record``, ``failure_record``, ``stored_record``).
+- ``session.Session`` and ``batch.Batch``: the window's state (running job, "Run all");
+  ``session.options_from_settings``, ``needs_reload``, ``settings_to_save`` and
+  ``remember_loaded_folder``.
+
+Shared with the layers below the core (so evaluation and export use them too): the image
+walker and suffixes (``app.engine.image_files``), the output cleaner
+(``app.tasks.output_text``), the task presets (``app.tasks.presets``), export eligibility
+(``app.export.eligibility``) and the GPU layers of the automatic choice
+(``app.models.fit_choice.auto_gpu_layers``). docs: CORE_API.md.
 """
 
 from app.session.batch import Batch, JobState
 from app.session.identity import ModelIdentity, options_key
-from app.session.job import Job, JobOutcome
+from app.session.job import Job, JobOutcome, new_job
 from app.session.result_store import ResultStore
 from app.session.session import Session
 
 __all__ = ["Batch", "Job", "JobOutcome", "JobState", "ModelIdentity", "ResultStore",
-           "Session", "options_key"]
+           "Session", "new_job", "options_key"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,20 @@ class Job:
     @property
     def prompt(self) -> str:
         return build_prompt(self.request)
+
+
+# Ids of jobs made outside the window's Session (which numbers its own): the server's.
+_free_ids = itertools.count(1_000_000)
+
+
+def new_job(image: Path | str, request: TaskRequest, options: GenerationOptions,
+            model: ModelIdentity, *, skip_if_done: bool = True, image_sha256: str = "",
+            mask_decoder: Path | None = None) -> Job:
+    """A job for a face without a ``Session`` (the server): a fresh id, and by default
+    the stored result is reused when one answers it exactly (``done_rule``)."""
+    return Job(next(_free_ids), Path(image), request, options, model,
+               image_sha256=image_sha256, skip_if_done=skip_if_done,
+               mask_decoder=mask_decoder)
 
 
 @dataclass(frozen=True)

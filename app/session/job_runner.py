@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from app.engine.engine import Engine
 from app.engine.events import TokenEvent
 from app.errors import HistoryError, PaliDeskError
-from app.history.history_record import HistoryRecord, file_sha256
+from app.file_digest import file_sha256
+from app.history.history_record import HistoryRecord
 from app.session.job import CANCELLED, DONE, FAILED, SKIPPED, Job, JobOutcome, JobStarted
 from app.session.result_store import ResultStore
 from app.tasks.task_runner import ObjectEvent, TaskResult, run_task

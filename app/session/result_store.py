@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.history.history_record import HistoryRecord
 from app.history.history_store import HistoryStore
+from app.session.done_rule import ended_within
 from app.session.identity import options_key
 
 if TYPE_CHECKING:  # task_runner loads llama.cpp
@@ -20,17 +21,10 @@ if TYPE_CHECKING:  # task_runner loads llama.cpp
 
 
 def reusable(record: HistoryRecord, max_new_tokens: int) -> bool:
-    """Whether a stored finished result is what a run with ``max_new_tokens`` would give.
-
-    A result that ended on its own within the limit is; one cut at the limit only when
-    the limit is the same (a higher limit would let it go on).
-    """
-    if record.cancelled:
-        return False
-    if record.stop_reason == "max_tokens":
-        return record.max_new_tokens == max_new_tokens or (
-            record.max_new_tokens == 0 and len(record.tokens) == max_new_tokens)
-    return len(record.tokens) <= max_new_tokens
+    """Whether a stored finished result is what a run with ``max_new_tokens`` would give
+    (the rule of ``app.session.done_rule``, which ``palidesk batch --resume`` uses too)."""
+    return ended_within(record.stop_reason, len(record.tokens), record.max_new_tokens,
+                        max_new_tokens)
 
 
 def result_group(record: HistoryRecord) -> tuple[str, str, str, str, str]:

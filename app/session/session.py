@@ -7,6 +7,7 @@ sends the jobs they return; it decides nothing itself.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from app.engine.events import GenerationOptions
@@ -135,3 +136,18 @@ def needs_reload(old: Settings, new: Settings) -> bool:
     the context is sized for the largest limit)."""
     keys = ("model_folder", "quantization", "gpu_layers", "threads")
     return any(getattr(old, key) != getattr(new, key) for key in keys)
+
+
+def settings_to_save(old: Settings, new: Settings) -> Settings:
+    """What to save when the user applies ``new`` in Settings: everything but a new model
+    folder, which is remembered only once it has loaded (``remember_loaded_folder``), so a
+    folder that fails to load never becomes the one the next start opens."""
+    return dataclasses.replace(new, model_folder=old.model_folder)
+
+
+def remember_loaded_folder(settings: Settings, folder: Path | str) -> Settings | None:
+    """The settings with ``folder`` remembered now that its model loaded; None when it
+    already is (nothing to save)."""
+    if str(folder) == settings.model_folder:
+        return None
+    return dataclasses.replace(settings, model_folder=str(folder))

@@ -25,11 +25,11 @@ from app.engine.llama_library import supports_gpu_offload
 from app.errors import PaliDeskError
 from app.hardware import detect, format_gb
 from app.history import HistoryStore
-from app.models.fit import choose
 from app.models.model_folder import ModelFolder
 from app.session.identity import ModelIdentity
 from app.session.job import Job, JobOutcome, JobStarted
 from app.session.job_runner import execute_job
+from app.session.load_plan import plan_load
 from app.session.result_store import ResultStore
 from app.tasks.task_runner import ObjectEvent
 
@@ -117,16 +117,12 @@ class EngineWorker(QObject):
         choice_sentence = None
         try:
             folder = ModelFolder(request.folder)
-            quant, config = request.quant, request.config
-            if quant is None or request.auto_gpu_layers:
-                choice = choose(folder, detect(), available_quants=folder.text_types())
-                choice_sentence = choice.sentence
-                if quant is None and choice.device != "none":
-                    quant = choice.quant
-                if request.auto_gpu_layers:
-                    # -1 = all layers on the GPU, N = partial offload, 0 = CPU.
-                    config = dataclasses.replace(config, gpu_layers=choice.gpu_layers)
-            pair = folder.resolve(quant)
+            # The core's load planner, as for run, batch, eval and the server.
+            plan = plan_load(folder, request.quant,
+                             None if request.auto_gpu_layers else request.config.gpu_layers)
+            choice_sentence = plan.choice
+            pair = plan.pair
+            config = dataclasses.replace(request.config, gpu_layers=plan.config.gpu_layers)
             self.engine.load(pair, config)
         except Exception as exc:
             # One defined state after any failed load: no model (the old one is freed too,
@@ -138,8 +134,7 @@ class EngineWorker(QObject):
                 f"The model could not be loaded: {exc}")
             self.model_failed.emit(message)
             return
-        source = folder.manifest.source
-        name = str(source.get("name") or Path(request.folder).name)
+        name = plan.name
         threads = self.engine.config.threads or 1
         device = device_text(threads)
         if self.engine.config.gpu_layers != 0 and supports_gpu_offload():
@@ -148,7 +143,7 @@ class EngineWorker(QObject):
                       else "GPU offload")
         self.model_loaded.emit(LoadedModel(
             folder=Path(request.folder),
-            identity=ModelIdentity(pair.pair_id, name, pair.quant),
+            identity=plan.identity,
             image_size=pair.image_size,
             checkpoint_kind=checkpoint_kind(name),
             device=device,

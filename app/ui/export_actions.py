@@ -22,7 +22,7 @@ from app.export import (
     export_yolo,
     export_yolo_seg,
 )
-from app.export.record_selection import SPATIAL_TASKS
+from app.export.eligibility import CAPTION_TASKS, missing_results
 from app.history.history_record import HistoryRecord
 from app.session.result_store import ResultStore
 
@@ -35,7 +35,6 @@ EXPORT_KINDS: list[tuple[str, str]] = [
     ("mask_png", "Masks as PNG files…"),
     ("captions", "Captions as text files beside the images…"),
 ]
-CAPTION_TASKS = ("caption",)
 
 # kind -> (dialog title, suggested file name, file filter, suffix) for single-file exports.
 _FILE_TARGETS: dict[str, tuple[str, str, str, str]] = {
@@ -154,7 +153,7 @@ def export_records(
         raise ValueError(f"unknown export kind {kind!r}")
     label = labels[kind].rstrip("…")
     title = "Export " + label[0].lower() + label[1:]
-    missing = _missing_results(records, kind)
+    missing = missing_results(records, kind)
     if missing:
         show_message(parent, title, missing)
         return None
@@ -173,22 +172,6 @@ def export_records(
     except ExportError as error:
         show_message(parent, title, str(error), error=True)
         return None
-
-
-def _missing_results(records: list[HistoryRecord], kind: str) -> str:
-    """Why there is nothing to export as ``kind``, or ""."""
-    if not records:
-        return "There are no results to export yet."
-    if kind in ("coco", "yolo", "yolo_seg") and not any(r.task in SPATIAL_TASKS
-                                                         for r in records):
-        return "None of these results are detections; run “Detect objects” or “Segment” first."
-    if kind == "mask_png" and not any(obj.mask is not None for r in records
-                                      for obj in r.objects):
-        return ("None of these results have masks; run “Segment” with the mask decoder "
-                "installed (Models dialog) first.")
-    if kind == "captions" and not any(r.task in CAPTION_TASKS for r in records):
-        return "None of these results are captions; run a caption task first."
-    return ""
 
 
 def _export_file(parent: QWidget, records: list[HistoryRecord], kind: str) -> ExportSummary | None:

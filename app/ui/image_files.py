@@ -19,11 +19,11 @@ from PIL import Image
 from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QImage
 
+from app.engine.image_files import IMAGE_SUFFIXES, is_image_name, walk_folder
 from app.errors import ImageError
 
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-)
+# The suffixes and the folder walk are the Qt-free ones `palidesk batch` uses too.
+SUPPORTED_SUFFIXES: frozenset[str] = IMAGE_SUFFIXES
 
 # A folder with more skipped files than this gets one summary line, not one line each:
 # a photo folder full of .xmp sidecars must not bury the message.
@@ -32,7 +32,7 @@ _NOTES_PER_FOLDER = 3
 
 def is_supported(path: Path) -> bool:
     """True if ``path`` has a suffix PaliDesk reads (case-insensitive)."""
-    return path.suffix.lower() in SUPPORTED_SUFFIXES
+    return is_image_name(path)
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
@@ -84,20 +84,9 @@ def _walk_folder(folder: Path) -> tuple[list[Path], list[Path]]:
     """Return (supported files, unsupported files) under ``folder``, in sorted order."""
     found: list[Path] = []
     skipped: list[Path] = []
-    # os.walk without following links: a link back up the tree cannot loop forever.
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=_sort_key)
-        for name in sorted(files, key=_sort_key):
-            if name.startswith("."):
-                continue
-            path = Path(root) / name
-            (found if is_supported(path) else skipped).append(path)
+    for path, image in walk_folder(folder):
+        (found if image else skipped).append(Path(path))
     return found, skipped
-
-
-def _sort_key(name: str) -> tuple[str, str]:
-    # Case-insensitive first, so "b.png" does not come after "Z.png"; ties stay stable.
-    return (name.casefold(), name)
 
 
 def _folder_notes(folder: Path, found: list[Path], skipped: list[Path]) -> list[str]:

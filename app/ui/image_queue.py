@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from app.engine.image_input import open_sized
 from app.errors import ImageError
-from app.history.history_record import file_sha256
+from app.file_digest import file_sha256
 from app.ui.image_files import (
     SUPPORTED_SUFFIXES,
     expand_paths,

@@ -26,10 +26,11 @@ from PySide6.QtWidgets import (
 from app.build_info import gpu_build_advice
 from app.engine.engine import EngineConfig
 from app.history import HistoryStore
-from app.models.mask_decoder import MISSING_NOTICE, installed_decoder
+from app.models.mask_decoder import MISSING_NOTICE
 from app.session import Job, JobOutcome, ResultStore, Session
+from app.session.load_plan import choose_mask_decoder, engine_config, quant_from_settings
 from app.session.prefetch import prefetch_order
-from app.session.session import options_from_settings
+from app.session.session import options_from_settings, remember_loaded_folder
 from app.settings import Settings, SettingsStore
 from app.tasks.prompts import TaskKind
 from app.ui.drop_target import ImageDropMixin
@@ -141,12 +142,12 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
     def engine_config(self) -> EngineConfig:
         s = self.settings
         # The context holds the largest "Max new tokens" allowed: changing it needs no reload.
-        return EngineConfig(gpu_layers=-1 if s.gpu_layers is None else s.gpu_layers,
-                            threads=s.threads)
+        return engine_config(gpu_layers=-1 if s.gpu_layers is None else s.gpu_layers,
+                             threads=s.threads, max_new_tokens=None)
 
     def load_model(self, folder: Path) -> None:
         """Load (or swap to) ``folder`` with the settings' quantization, via the worker."""
-        quant = None if self.settings.quantization in ("auto", "") else self.settings.quantization
+        quant = quant_from_settings(self.settings)  # None: the core's automatic choice
         self.session.loading_started()
         self.status.show_loading(folder.name)
         self.status.show_batch(self.session.batch)
@@ -158,14 +159,15 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         if self._closing:
             return
         self.model = model
-        if str(model.folder) != self.settings.model_folder:  # saved once it proved good
-            self.settings.model_folder = str(model.folder)
+        remembered = remember_loaded_folder(self.settings, model.folder)
+        if remembered is not None:  # saved once it proved good
+            self.settings = remembered
             self._save_settings()
         self.first_run.hide()
         self.notices.clear_error()
         self.status.show_model(f"{model.name} · {model.quant} · {model.image_size} px",
                                model.device, model.choice or "")
-        if model.choice and self.settings.quantization in ("auto", ""):
+        if model.choice and quant_from_settings(self.settings) is None:
             self.status.show_message(model.choice)  # until a batch has something to say
         self.task_panel.set_checkpoint_kind(model.checkpoint_kind)
         self._send(self.session.model_loaded(model.identity))
@@ -206,7 +208,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         request = self.task_panel.request()
         if request is None or request.kind != TaskKind.SEGMENT:
             return None
-        decoder = installed_decoder(Path(self.settings.models_dir))
+        decoder, _problem = choose_mask_decoder(True, self.settings.models_dir)
         if decoder is None:
             self.notices.show_notice(MISSING_NOTICE, action=("Get Mask Decoder…",
                                                              self.show_models))

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.history.history_record import HistoryRecord
 from app.session.stream_pacing import shows_same
 from app.tasks.object_masks import mask_area
+from app.tasks.output_text import without_end_marker
 from app.tasks.parsing import DetectedObject
 from app.ui.history_dialog import local_time
 
@@ -37,13 +38,8 @@ if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
 CURSOR_GLYPH = "▍"
 BLINK_MS = 500
 ERROR_STYLE = "color: #c62828;"
-_EOS = "<eos>"
-
-
-def display_text(text: str) -> str:
-    """The output as shown: without the trailing ``<eos>`` the model ends with."""
-    stripped = text.rstrip()
-    return stripped.removesuffix(_EOS) if stripped.endswith(_EOS) else text
+# The output as shown: without the trailing ``<eos>`` the model ends with (the one cleaner).
+display_text = without_end_marker
 
 
 def format_timings(timings: Mapping[str, object], tokens: int) -> str:

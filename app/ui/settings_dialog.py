@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import ModelFolderError, PaliDeskError
 from app.hardware import HardwareReport, detect
-from app.models.fit import choose, fit_badge
+from app.models.fit_choice import choose, fit_badge
 from app.models.measured_speed import describe_speed, speeds_here
 from app.models.model_folder import ModelFolder
 from app.settings.settings import Settings

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
@@ -23,6 +21,7 @@ from PySide6.QtWidgets import (
 from app.errors import TaskError
 from app.settings.settings import Settings
 from app.tasks.languages import DEFAULT_LANGUAGE, LANGUAGES
+from app.tasks.presets import PRESETS, PRESETS_BY_KEY, TaskPreset, checkpoint_warning
 from app.tasks.prompts import CaptionStyle, TaskKind, TaskRequest, build_prompt, parse_classes
 
 ERROR_STYLE = "color: #c62828;"
@@ -31,71 +30,6 @@ WARNING_STYLE = (
     "background: #fff3cd; color: #664d03; border: 1px solid #e0c36a; "
     "border-radius: 3px; padding: 4px;"
 )
-
-
-@dataclass(frozen=True)
-class TaskPreset:
-    """One entry of the task list. ``field`` names the text the preset needs, if any:
-    "question", "answer", "classes" or "prompt"."""
-
-    key: str
-    label: str
-    kind: TaskKind
-    caption_style: CaptionStyle | None = None
-    field: str | None = None
-    field_label: str = ""
-    placeholder: str = ""
-
-    @property
-    def uses_language(self) -> bool:
-        """Whether the prompt names a language (captions, questions and answers do)."""
-        return self.kind in (TaskKind.CAPTION, TaskKind.ASK, TaskKind.QUESTION)
-
-
-PRESETS: tuple[TaskPreset, ...] = (
-    TaskPreset("cap", "Caption — short", TaskKind.CAPTION, CaptionStyle.CAP),
-    TaskPreset("caption", "Caption — COCO-style", TaskKind.CAPTION, CaptionStyle.CAPTION),
-    TaskPreset("describe", "Caption — detailed", TaskKind.CAPTION, CaptionStyle.DESCRIBE),
-    TaskPreset("ocr", "Read text (OCR)", TaskKind.OCR),
-    TaskPreset(
-        "ask", "Ask a question", TaskKind.ASK, field="question",
-        field_label="Question:", placeholder="What is the person holding?",
-    ),
-    TaskPreset(
-        "question", "Generate a question", TaskKind.QUESTION, field="answer",
-        field_label="Answer:", placeholder="a red umbrella",
-    ),
-    TaskPreset(
-        "detect", "Detect objects", TaskKind.DETECT, field="classes",
-        field_label="Objects:", placeholder="cat; dog",
-    ),
-    TaskPreset(
-        "segment", "Segment", TaskKind.SEGMENT, field="classes",
-        field_label="Objects:", placeholder="cat; dog",
-    ),
-    TaskPreset(
-        "custom", "Custom prompt", TaskKind.CUSTOM, field="prompt",
-        field_label="Prompt:", placeholder="sent to the model exactly as typed",
-    ),
-)
-_BY_KEY = {preset.key: preset for preset in PRESETS}
-
-PT_WARNING = (
-    "This is a pretrained (pt) checkpoint: it is meant for fine-tuning and answers task "
-    "prompts only roughly. For dependable results, load a mix checkpoint "
-    "(e.g. paligemma2-3b-mix-448)."
-)
-
-
-def checkpoint_warning(preset: TaskPreset, checkpoint_kind: str) -> str:
-    """The sentence to show when ``preset`` does not suit the loaded checkpoint, or ""."""
-    if checkpoint_kind.strip().lower() != "pt":
-        # A mix checkpoint was trained on every preset; an unknown one gives no grounds
-        # for a warning, and one that cried wolf would teach people to ignore it.
-        return ""
-    if preset.kind is TaskKind.CUSTOM:
-        return ""  # a custom prompt is how a pt checkpoint's fine-tuned prefix is used
-    return PT_WARNING
 
 
 class TaskPanel(QWidget):
@@ -126,8 +60,8 @@ class TaskPanel(QWidget):
 
     def set_preset(self, key: str) -> None:
         """Select the preset called ``key`` (see ``PRESETS``); unknown keys are ignored."""
-        if key in _BY_KEY:
-            self._radios[PRESETS.index(_BY_KEY[key])].setChecked(True)
+        if key in PRESETS_BY_KEY:
+            self._radios[PRESETS.index(PRESETS_BY_KEY[key])].setChecked(True)
 
     def request(self) -> TaskRequest | None:
         """The task as filled in, or None while it lacks something it needs."""
@@ -179,10 +113,10 @@ class TaskPanel(QWidget):
         index = self.language_combo.findData(settings.language)
         self.language_combo.setCurrentIndex(index if index >= 0 else self._default_language)
         if settings.last_task == TaskKind.CAPTION.value:
-            key = settings.caption_style if settings.caption_style in _BY_KEY else "caption"
+            key = settings.caption_style if settings.caption_style in PRESETS_BY_KEY else "caption"
         else:
             key = settings.last_task
-        self.set_preset(key if key in _BY_KEY else "caption")
+        self.set_preset(key if key in PRESETS_BY_KEY else "caption")
         self._show_preset()
 
     def save_settings(self, settings: Settings) -> None:

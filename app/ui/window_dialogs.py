@@ -3,14 +3,13 @@ choosing a model folder. A mixin, so the window file keeps to showing the sessio
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
 from app.history import HistoryRecord
 from app.models.installed import InstalledModels
-from app.session.session import needs_reload
+from app.session.session import needs_reload, settings_to_save
 from app.settings import Settings
 from app.ui.export_actions import export_images
 from app.ui.history_dialog import HistoryDialog
@@ -37,7 +36,7 @@ class WindowDialogsMixin:
         changed (the queue and the results stay)."""
         old = self.settings
         # A new model folder is saved only once it has loaded (``_on_model_loaded``).
-        self.settings = dataclasses.replace(new, model_folder=old.model_folder)
+        self.settings = settings_to_save(old, new)
         self._save_settings()
         if new.model_folder and (needs_reload(old, new) or self.session.model is None):
             self.load_model(Path(new.model_folder))
