@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.engine.events import GenerationOptions
-from app.session.batch import Batch
+from app.session.batch import Batch, BatchState
 from app.session.identity import ModelIdentity
 from app.session.job import Job, JobOutcome
 from app.settings import Settings
@@ -103,6 +103,10 @@ class Session:
     def model_loaded(self, model: ModelIdentity) -> Job | None:
         """The worker loaded ``model``: a paused batch goes on with it."""
         self.loading, self.model, self.load_error = False, model, ""
+        if self.batch is not None and self.batch.state is BatchState.STOPPED:
+            # Stopped by a load that failed: the reason no longer holds once one loads.
+            self.batch.reason = "a model is loaded now; Run All runs the images left"
+            return None
         if self.batch is not None:
             self.batch.resume(model)
             return self._advance()

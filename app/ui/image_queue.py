@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import (
     QCoreApplication,
+    QItemSelectionModel,
     QObject,
     QRunnable,
     QSize,
@@ -281,8 +282,9 @@ class ImageQueue(QWidget):
             self.notice.emit("The clipboard holds no image.")
 
     def select_path(self, path: Path) -> bool:
-        """Queue ``path`` if needed and make it current; False when it cannot be queued."""
-        if path.exists():
+        """Queue ``path`` if needed and make it current; False when it cannot be queued.
+        An image already queued is just selected (no "already in the queue" notice)."""
+        if path.exists() and path.resolve() not in self._keys_by_path:
             self.add_paths([path])
         key = self._keys_by_path.get(path.resolve())
         if key is not None:
@@ -360,7 +362,10 @@ class ImageQueue(QWidget):
         """Make the item with ``key`` current (and the only selection)."""
         row = self._rows.get(key)
         if row is not None:
-            self._list.setCurrentItem(row)
+            # Explicit flags: without them, extended selection reads the keyboard's
+            # modifiers, and Ctrl/Shift still held from Ctrl+Shift+Enter would add the row
+            # to the selection instead of replacing it (two rows highlighted, both deleted).
+            self._list.setCurrentItem(row, QItemSelectionModel.SelectionFlag.ClearAndSelect)
             self._list.scrollToItem(row)
 
     def select_next(self) -> None:

@@ -28,6 +28,7 @@ from app.engine.engine import EngineConfig
 from app.history import HistoryStore
 from app.models.mask_decoder import MISSING_NOTICE, installed_decoder
 from app.session import Job, JobOutcome, ResultStore, Session
+from app.session.model_choice import ModelRequest, model_display_name, remember_loaded
 from app.session.prefetch import prefetch_order
 from app.session.session import options_from_settings
 from app.settings import Settings, SettingsStore
@@ -65,6 +66,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         self.cache_dir = cache_dir
         self.engine = engine_thread or EngineThread(history, self)
         self.model: LoadedModel | None = None
+        self._requested: ModelRequest | None = None  # the load under way, saved if it works
         self._closing = False
         self._build_widgets()
         self.actions_ = build_menus(self)
@@ -80,7 +82,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         if self.settings.model_folder:
             self.load_model(Path(self.settings.model_folder))
         else:
-            self.first_run.show()
+            self.first_run.show_no_model()
 
     @property
     def loading(self) -> bool:
@@ -144,11 +146,17 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         return EngineConfig(gpu_layers=-1 if s.gpu_layers is None else s.gpu_layers,
                             threads=s.threads)
 
-    def load_model(self, folder: Path) -> None:
-        """Load (or swap to) ``folder`` with the settings' quantization, via the worker."""
-        quant = None if self.settings.quantization in ("auto", "") else self.settings.quantization
+    def load_model(self, folder: Path, quantization: str | None = None) -> None:
+        """Load (or swap to) ``folder`` with ``quantization`` (default: the settings'),
+        via the worker; both are remembered once the model has loaded."""
+        setting = quantization if quantization is not None else self.settings.quantization
+        self._requested = ModelRequest(folder, setting)
+        quant = None if setting in ("auto", "") else setting
         self.session.loading_started()
-        self.status.show_loading(folder.name)
+        name = model_display_name(folder)  # the name it has once loaded, too
+        self.status.show_loading(name)
+        if self.model is None:
+            self.first_run.show_loading(name)
         self.status.show_batch(self.session.batch)
         self._update_run_state()
         self.engine.load(LoadRequest(folder, quant, self.engine_config(),
@@ -158,8 +166,12 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         if self._closing:
             return
         self.model = model
-        if str(model.folder) != self.settings.model_folder:  # saved once it proved good
-            self.settings.model_folder = str(model.folder)
+        request = self._requested
+        if request is None or Path(request.folder) != Path(model.folder):
+            request = ModelRequest(model.folder, self.settings.quantization)
+        remembered = remember_loaded(self.settings, request)
+        if remembered is not None:  # saved once it proved good
+            self.settings = remembered
             self._save_settings()
         self.first_run.hide()
         self.notices.clear_error()
@@ -175,7 +187,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         self.session.model_failed(message)
         self.model = None
         self.status.show_no_model()
-        self.first_run.show()
+        self.first_run.show_no_model()
         self.notices.show_notice(f"No model is loaded: {message}", error=True)
         self.status.show_batch(self.session.batch)
         self._update_run_state()
