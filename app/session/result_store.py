@@ -69,10 +69,10 @@ def listed_results(records: Iterable[HistoryRecord], show_older: bool = False,
     every = sorted(records, key=lambda r: (r.created, r.id or 0), reverse=True)
     latest = latest_results(every)
     if show_older:
-        return ResultListing(every, len(every) - len(latest))
+        return ResultListing(every, 0)
     listed = {r.id for r in latest}
     shown = [r for r in every if r.id in listed or (keep_id is not None and r.id == keep_id)]
-    return ResultListing(shown, len(every) - len(latest))
+    return ResultListing(shown, len(every) - len(shown))
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class ResultListing:
     """What the results list shows, and how many older results it leaves out."""
 
     records: list[HistoryRecord]
-    older: int  # results that ``latest_results`` hides (shown on request)
+    older: int  # older results left out of the list (shown on request)
 
 
 class ResultStore:

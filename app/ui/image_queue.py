@@ -362,9 +362,10 @@ class ImageQueue(QWidget):
         """Make the item with ``key`` current (and the only selection)."""
         row = self._rows.get(key)
         if row is not None:
-            # Explicit flags: without them, extended selection reads the keyboard's
-            # modifiers, and Ctrl/Shift still held from Ctrl+Shift+Enter would add the row
-            # to the selection instead of replacing it (two rows highlighted, both deleted).
+            # ClearAndSelect, explicitly: QListWidget's default in extended selection is
+            # SelectCurrent, which replaces only the uncommitted part of the selection;
+            # once rows are added (which commits it), the previous row stayed highlighted
+            # beside the new one, and Delete removed both.
             self._list.setCurrentItem(row, QItemSelectionModel.SelectionFlag.ClearAndSelect)
             self._list.scrollToItem(row)
 
@@ -472,8 +473,11 @@ class ImageQueue(QWidget):
         metrics = self._list.fontMetrics()
         width = max(60, self._list.viewport().width() - self._list.iconSize().width() - 28)
         name = metrics.elidedText(item.name, Qt.TextElideMode.ElideMiddle, width)
-        status = metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
-        row.setText(f"{name}\n{status}")
+        # The note gets a line of its own (a 64 px thumbnail leaves room for three), so
+        # "re-run cancelled" is not cut to "· can…" after the size.
+        lines = [name, *(metrics.elidedText(part, Qt.TextElideMode.ElideRight, width)
+                         for part in _status_lines(item))]
+        row.setText("\n".join(lines))
         row.setToolTip(f"{item.path}\n{text}")
         if item.status == "error":
             grey = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
@@ -550,6 +554,14 @@ def _status_text(item: QueueItem) -> str:
     else:
         text = "Done"
     return f"{text} · {item.note}" if item.note else text
+
+
+def _status_lines(item: QueueItem) -> list[str]:
+    """The row's lines under the name: the status, then the note if there is one."""
+    if item.status == "error" or not item.note:
+        return [_status_text(item)]
+    return [_status_text(QueueItem(item.key, item.path, item.name, item.status, item.error,
+                                   item.size)), item.note]
 
 
 def _summarize(lines: list[str]) -> str:

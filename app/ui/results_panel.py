@@ -224,12 +224,12 @@ class ResultsPanel(QWidget):
         finally:
             self.result_list.blockSignals(False)
         showing_older = self.older_check.isChecked()
-        listed = len(self._records) > 1 or older > 0
+        listed = len(self._records) > 1 or older > 0 or showing_older
         self.result_list.setVisible(listed)
         self.list_label.setVisible(listed)
         count = len(self._records)
         self.list_label.setText(f"{count} result{'' if count == 1 else 's'} for this image")
-        self.older_check.setVisible(older > 0)
+        self.older_check.setVisible(older > 0 or showing_older)
         self.older_check.setText("Show older results" if showing_older else
                                  f"Show {older} older result{'' if older == 1 else 's'}")
         chosen = next((r for r in self._records if r.id == select_id), None)
@@ -396,12 +396,19 @@ class ResultsPanel(QWidget):
             self._objects.append(obj)
             self._add_row(obj)
         self.table.setVisible(bool(objects))
+        self._give_room_to_objects(bool(objects))
         self.timings_label.setText(timings)
         self.timings_label.setVisible(bool(timings))
         self.status_label.setText(status)
         self.status_label.setStyleSheet("")
         self.status_label.setVisible(bool(status))
         self._update_buttons()
+
+    def _give_room_to_objects(self, objects: bool) -> None:
+        """With detections the table gets most of the height (their text is location
+        tokens), so a segment result lists more than two rows at 1280×800."""
+        self._layout.setStretchFactor(self.text_edit, 1 if objects else 2)
+        self._layout.setStretchFactor(self.table, 3 if objects else 1)
 
     def _add_row(self, obj: DetectedObject) -> None:
         row = self.table.rowCount()
