@@ -223,7 +223,7 @@ def test_evaluate_progress_counts_images_per_quantization():
     texts = [progress.text(ProgressEvent(q, done, 9, m), 1.0) for q, done, m in (
         ("F16", 0, "loading F16"), ("F16", 1, "F16: a.png"), ("F16", 3, "F16: c.png"),
         ("Q8_0", 3, "loading Q8_0"), ("Q8_0", 5, "Q8_0: b.png"), ("Q4_K_M", 8, "Q4_K_M: c.png"))]
-    assert texts[1].startswith("F16: a.png · image 1 of 3 · quantization 1 of 3")
+    assert texts[1] == "F16: a.png · image 1 of 3 · quantization 1 of 3 · about 8 s left"
     assert "image 3 of 3 · quantization 1 of 3" in texts[2]
     assert "image 0 of 3 · quantization 2 of 3" in texts[3]
     assert "image 2 of 3 · quantization 2 of 3" in texts[4]
