@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
 CURSOR_GLYPH = "▍"
 BLINK_MS = 500
 ERROR_STYLE = "color: #c62828;"
+_NO_LIMIT = 16_777_215  # Qt's QWIDGETSIZE_MAX
 _EOS = "<eos>"
 
 
@@ -271,6 +272,7 @@ class ResultsPanel(QWidget):
         self._objects = []
         self.text_edit.clear()
         self.table.setRowCount(0)
+        self.table.setMaximumHeight(_NO_LIMIT)
         self.table.hide()
         self._set_header("", "")
         self.source_label.hide()
@@ -411,6 +413,11 @@ class ResultsPanel(QWidget):
         tokens), so a segment result lists more than two rows at 1280×800."""
         self._layout.setStretchFactor(self.text_edit, 1 if objects else 2)
         self._layout.setStretchFactor(self.table, 3 if objects else 1)
+        # No taller than its rows: with a few objects the text keeps the rest.
+        rows = self.table.rowCount() * self.table.verticalHeader().defaultSectionSize()
+        frame = 2 * self.table.frameWidth()
+        self.table.setMaximumHeight(rows + self.table.horizontalHeader().sizeHint().height()
+                                    + frame + 2 if objects else _NO_LIMIT)
 
     def _add_row(self, obj: DetectedObject) -> None:
         row = self.table.rowCount()
