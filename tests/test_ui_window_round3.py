@@ -195,7 +195,11 @@ def test_a_batch_selecting_an_image_after_images_were_added_leaves_one_row_selec
     win.queue.set_current(win.queue.items()[0].key)
     listing = win.queue.list_widget
     assert [listing.row(row) for row in listing.selectedItems()] == [0]
-    assert win.queue.remove_selected() == 1 and len(win.queue.items()) == 3
+    win.queue.add_paths(_images(tmp_path, names=FIXTURE_IMAGES[1:2], folder="last"))
+    win.queue.wait_for_thumbnails()
+    win.queue.select_next()  # View › Next Image (Alt+Down) after images were added
+    assert [listing.row(row) for row in listing.selectedItems()] == [1]
+    assert win.queue.remove_selected() == 1 and len(win.queue.items()) == 4
     _close(win)
 
 

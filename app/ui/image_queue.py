@@ -510,8 +510,7 @@ class ImageQueue(QWidget):
         row = self._list.currentRow()
         target = 0 if row < 0 else min(max(row + delta, 0), count - 1)
         if target != row:
-            self._list.setCurrentRow(target)
-            self._list.scrollToItem(self._list.item(target))
+            self.set_current(self._key_of(self._list.item(target)))  # one row selected
 
     def _ask_for_files(self) -> list[Path]:
         """Ask for image files (a method of its own so tests can replace the dialog)."""
