@@ -94,7 +94,9 @@ class JobDisplay:
 
     def _list_again(self) -> None:
         """The user asked for older results (or hid them): list the same image again."""
-        if self._listed is not None:
+        # While an answer streams the list waits: the job's end lists the image again,
+        # with the choice as it is then.
+        if self._listed is not None and not self.panel.cursor_timer.isActive():
             self.show_results(*self._listed, select_id=self.panel.shown_id())
 
     def _has_finished(self, job: Job) -> bool:
