@@ -21,9 +21,9 @@ from app.export.eligibility import missing_results
 from app.history.history_record import HistoryRecord
 from app.session.done_rule import ended_within, record_answers, record_work_key, work_key
 from app.session.identity import ModelIdentity, options_key
+from app.session.model_choice import ModelRequest, kept_until_loaded, remember_loaded
 from app.session.model_resolver import resolve_model
 from app.session.result_store import reusable
-from app.session.session import remember_loaded_folder, settings_to_save
 from app.settings import Settings
 from app.tasks import TaskKind, TaskRequest, build_prompt
 from app.tasks.output_text import clean_output_text, without_end_marker
@@ -270,10 +270,11 @@ def test_export_eligibility() -> None:
 def test_a_model_folder_is_remembered_only_once_it_loaded() -> None:
     old = Settings(model_folder="/models/a", threads=2)
     new = Settings(model_folder="/models/b", threads=4)
-    saved = settings_to_save(old, new)
+    saved = kept_until_loaded(old, new)
     assert saved.model_folder == "/models/a" and saved.threads == 4
-    assert remember_loaded_folder(saved, Path("/models/b")).model_folder == "/models/b"
-    assert remember_loaded_folder(saved, "/models/a") is None
+    loaded = remember_loaded(saved, ModelRequest(Path("/models/b"), saved.quantization))
+    assert loaded is not None and loaded.model_folder == "/models/b"
+    assert remember_loaded(saved, ModelRequest(Path("/models/a"), saved.quantization)) is None
 
 
 # --- the steps a server takes, end to end ----------------------------------------------------

@@ -59,8 +59,8 @@ def test_lists_recent_results_newest_first(dialog: HistoryDialog) -> None:
         "sign.png", "sofa.jpg", "beach.jpg"
     ]
     assert dialog.table.item(0, 3).text() == "paligemma2-3b-mix-224 / Q4_K_M"
-    assert dialog.table.item(2, 4).text() == "a dog on the beach"
-    assert dialog.table.item(1, 4).text() == "1 object: cat"
+    assert dialog.table.item(2, 5).text() == "a dog on the beach"
+    assert dialog.table.item(1, 5).text() == "1 object: cat"
     assert not dialog.reopen_button.isEnabled() and not dialog.delete_button.isEnabled()
 
 
@@ -136,3 +136,23 @@ def test_export_writes_the_selection_or_everything_listed(dialog: HistoryDialog,
     dialog.export("jsonl")
     assert [json.loads(line)["task"] for line in target.read_text().splitlines()] == ["ocr"]
     assert dialog.status_label.text().startswith("Exported 1 file")
+
+
+def test_the_table_tells_a_cancelled_partial_from_a_finished_run_to_the_second(
+        qtbot: QtBot, tmp_path: Path) -> None:
+    # Issue 17 item 3: two runs of one prompt in the same minute, one cancelled.
+    with HistoryStore(tmp_path / "h.sqlite3") as history:
+        for stop, second in (("eos", "05"), ("cancelled", "41"), ("max_tokens", "50")):
+            record = _record("/photos/beach.jpg", "caption", "caption en", "a dog",
+                             f"2025-01-01T10:00:{second}+00:00")
+            history.add(HistoryRecord(**{**record.__dict__, "stop_reason": stop}))
+        dialog = HistoryDialog(history)
+        qtbot.addWidget(dialog)
+        headers = [dialog.table.horizontalHeaderItem(c).text()
+                   for c in range(dialog.table.columnCount())]
+        state = headers.index("State")
+        assert [dialog.table.item(r, state).text() for r in range(3)] == [
+            "cut at the limit", "cancelled, partial", "finished"]
+        times = [dialog.table.item(r, 0).text() for r in range(3)]
+        assert len(set(times)) == 3 and all(t[-3:-2] == ":" for t in times)
+        assert [t[-2:] for t in times] == ["50", "41", "05"]

@@ -1,4 +1,4 @@
-"""Tools › Evaluate… and Tools › Test Speed on This Machine, driven with pytest-qt."""
+"""Tools › Evaluate… and Tools › Test Speed on This Machine…, driven with pytest-qt."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMainWindow
 from pytestqt.qtbot import QtBot
 
 from app.models.measured_speed import read_speeds
-from app.ui.evaluate_dialog import EvaluateDialog, format_eta
+from app.ui.evaluate_dialog import EvaluateDialog
 from app.ui.speed_test_dialog import SpeedTestDialog
 from app.ui.tools_menu import add_tools_menu
 from conftest import IMAGES
@@ -33,18 +33,11 @@ def test_tools_menu_sits_before_help(qtbot: QtBot, tmp_path: Path) -> None:
     titles = [a.text() for a in window.menuBar().actions()]
     assert titles == ["&File", "&Tools", "&Help"]
     assert [a.text() for a in tools.menu.actions()] == ["Evaluate…",
-                                                        "Test Speed on This Machine"]
+                                                        "Test Speed on This Machine…"]
     dialog = tools.show_evaluate()
     qtbot.addWidget(dialog)
     assert "No model folder is chosen" in dialog.model_label.text()
     assert not dialog.run_button.isEnabled()
-
-
-def test_eta_text() -> None:
-    assert format_eta(0, 12, 0.0) == "0 of 12 images"
-    assert format_eta(3, 12, 30.0) == "3 of 12 images · about 2 min left"  # 90 s
-    assert format_eta(6, 12, 6.0) == "6 of 12 images · about 6 s left"
-    assert format_eta(12, 12, 60.0) == "12 of 12 images"
 
 
 def test_evaluate_runs_in_the_background_and_shows_results(

@@ -27,13 +27,17 @@ def main() -> int:
                         "main-window.png")
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--no-model", action="store_true", help="show the first-run panel")
-    parser.add_argument("--dialog", choices=("settings", "models"),
+    parser.add_argument("--dialog", choices=("settings", "models", "history", "speed"),
                         help="also save a screenshot of this dialog (beside --out)")
-    parser.add_argument("--scene", choices=("detect", "results", "skipped", "cancelled"),
+    parser.add_argument("--scene", choices=("detect", "results", "skipped", "cancelled",
+                                            "loading", "reopen", "twins"),
                         default="detect",
                         help="detect: one detection; results: four tasks on one image "
                              "(the results list); skipped: Run all over images whose "
-                             "results are stored; cancelled: Run all cancelled midway")
+                             "results are stored; cancelled: Run all cancelled midway; "
+                             "loading: the saved model loading at start; reopen: an older "
+                             "caption reopened from History; twins: a byte-identical copy")
+    parser.add_argument("--quant", default="auto", help="the settings' quantization")
     args = parser.parse_args()
 
     from PySide6.QtCore import QEventLoop, QTimer
@@ -56,6 +60,9 @@ def main() -> int:
     settings.last_task = "detect"
     settings.detect_classes = "cat"
     settings.max_new_tokens = 40
+    settings.quantization = args.quant
+    if args.scene in ("reopen", "twins"):
+        settings.last_task = "caption"
     store = SettingsStore(tmp / "settings.json")
     store.save(settings)
     window = MainWindow(store, HistoryStore(tmp / "history.sqlite3"), tmp / "cache")
@@ -73,9 +80,44 @@ def main() -> int:
             loop.exec()
         raise TimeoutError("the window did not get there in time")
 
-    window.queue.add_paths(sorted(images.glob("*.png")))
+    shown = sorted(images.glob("*.png"))
+    if args.scene == "twins":  # a byte copy of the first image, under another name
+        import shutil
+
+        folder = tmp / "photos"
+        folder.mkdir()
+        shown = [Path(shutil.copy(p, folder / p.name)) for p in shown[:3]]
+        shown.append(Path(shutil.copy(shown[0], folder / f"copy_of_{shown[0].name}")))
+    window.queue.add_paths(shown)
+    if args.scene == "loading":  # the first moment of a start: the saved model loads
+        app.processEvents()  # painted, before the worker's "loaded" can arrive
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(args.out))
+        print(f"saved {args.out}")
+        wait(lambda: not window.loading)
+        window.close()
+        return 0
     wait(lambda: all(i.status != "loading" for i in window.queue.items()))
-    if not args.no_model:
+    if args.no_model:
+        pass  # the first-run panel
+    elif args.scene == "twins":
+        wait(lambda: window.model is not None)
+        window.run_all()
+        wait(lambda: not window.session.busy, 300)
+        window.queue.set_current(window.queue.items()[-1].key)
+    elif args.scene == "reopen":
+        wait(lambda: window.model is not None)
+        noise = next(i for i in window.queue.items() if i.name.startswith("noise"))
+        window.queue.set_current(noise.key)
+        import dataclasses
+
+        for limit in (40, 6):
+            window.apply_settings(dataclasses.replace(window.settings, max_new_tokens=limit))
+            window.run_current()
+            wait(lambda: not window.session.busy)
+        older = window.history.recent()[-1]
+        window.open_record(older)
+    if not args.no_model and args.scene not in ("twins", "reopen"):
         wait(lambda: window.model is not None)
         noise = next(i for i in window.queue.items() if i.name.startswith("noise"))
         window.queue.set_current(noise.key)
@@ -114,6 +156,14 @@ def main() -> int:
 
         if args.dialog == "settings":
             dialog = SettingsDialog(window.settings, window)
+        elif args.dialog == "history":
+            from app.ui.history_dialog import HistoryDialog
+
+            dialog = HistoryDialog(window.history, window)
+        elif args.dialog == "speed":
+            from app.ui.speed_test_dialog import SpeedTestDialog
+
+            dialog = SpeedTestDialog(Path(settings.model_folder), window)
         else:
             models = InstalledModels(tmp / "models")
             if settings.model_folder:

@@ -20,8 +20,9 @@ Public API (import from the modules named; this package exports the light ones):
   applies ``done_rule``); ``result_json``: a result as ``run --json`` plus its identity
   (``result_record``, ``failure_record``, ``stored_record``).
 - ``session.Session`` and ``batch.Batch``: the window's state (running job, "Run all");
-  ``session.options_from_settings``, ``needs_reload``, ``settings_to_save`` and
-  ``remember_loaded_folder``.
+  ``session.options_from_settings``, ``needs_reload``; ``model_choice``: a model folder
+  and quantization are remembered only once they loaded (``kept_until_loaded``,
+  ``remember_loaded``).
 
 Shared with the layers below the core (so evaluation and export use them too): the image
 walker and suffixes (``app.engine.image_files``), the output cleaner

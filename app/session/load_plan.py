@@ -98,6 +98,12 @@ def choose_mask_decoder(is_segment: bool, models_dir: Path | str | None = None,
     return found, None if found is not None else decoder_problem(models_dir)
 
 
+def quant_from_setting(setting: str) -> str | None:
+    """The quantization a Settings value ("auto", "" or a type) asks for; None = the
+    automatic choice."""
+    return None if setting in ("auto", "") else setting
+
+
 def quant_from_settings(settings: Settings) -> str | None:
     """The quantization the window's settings ask for; None = the automatic choice."""
-    return None if settings.quantization in ("auto", "") else settings.quantization
+    return quant_from_setting(settings.quantization)

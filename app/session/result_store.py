@@ -6,7 +6,9 @@ Views and exports read records from here; no widget keeps a result the store lac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +55,28 @@ def latest_results(records: Iterable[HistoryRecord]) -> list[HistoryRecord]:
     return shown
 
 
+def listed_results(records: Iterable[HistoryRecord], show_older: bool = False,
+                   keep_id: int | None = None) -> ResultListing:
+    """The results list of one image: ``latest_results``, or every result with
+    ``show_older``; ``keep_id`` (a result reopened from History) is listed in any case,
+    so reopening an older result shows exactly that one."""
+    every = sorted(records, key=lambda r: (r.created, r.id or 0), reverse=True)
+    latest = latest_results(every)
+    if show_older:
+        return ResultListing(every, 0)
+    listed = {r.id for r in latest}
+    shown = [r for r in every if r.id in listed or (keep_id is not None and r.id == keep_id)]
+    return ResultListing(shown, len(every) - len(shown))
+
+
+@dataclass(frozen=True)
+class ResultListing:
+    """What the results list shows, and how many older results it leaves out."""
+
+    records: list[HistoryRecord]
+    older: int  # older results left out of the list (shown on request)
+
+
 class ResultStore:
     """Writes each finished job once and answers what the session needs to know."""
 
@@ -79,22 +103,33 @@ class ResultStore:
         """The results of one image, as the results list shows them (``latest_results``)."""
         return latest_results(self.history.for_image(image_sha256, str(image_path)))
 
+    def listing(self, image_sha256: str, image_path: Path | str, show_older: bool = False,
+                keep_id: int | None = None) -> ResultListing:
+        """The results list of one image (see ``listed_results``)."""
+        return listed_results(self.history.for_image(image_sha256, str(image_path)),
+                              show_older, keep_id)
+
     def for_images(
         self, images: Iterable[tuple[str, Path | str]], task: str | None = None,
         include_cancelled: bool = False,
     ) -> list[HistoryRecord]:
         """Results of several images (digest, path) — what "export this session" writes —
-        optionally of one task only; cancelled partial results only when asked."""
+        optionally of one task only; cancelled partial results only when asked.
+
+        Each image gets its own records, named by its own path: a file whose bytes equal
+        another's shares that file's answers (they were not run twice) but is exported
+        under its name like any other image."""
         records: list[HistoryRecord] = []
-        seen: set[int] = set()
+        seen: set[tuple[str, int]] = set()
         for digest, path in images:
             for record in self.for_image(digest, path):
-                if record.id in seen or (task is not None and record.task != task):
+                key = (str(path), record.id or -1)
+                if key in seen or (task is not None and record.task != task):
                     continue
                 if record.cancelled and not include_cancelled:
                     continue
-                seen.add(record.id or -1)
-                records.append(record)
+                seen.add(key)
+                records.append(dataclasses.replace(record, image_path=str(path)))
         return records
 
 

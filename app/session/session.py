@@ -7,11 +7,10 @@ sends the jobs they return; it decides nothing itself.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from app.engine.events import GenerationOptions
-from app.session.batch import Batch
+from app.session.batch import Batch, BatchState
 from app.session.identity import ModelIdentity
 from app.session.job import Job, JobOutcome
 from app.settings import Settings
@@ -104,6 +103,10 @@ class Session:
     def model_loaded(self, model: ModelIdentity) -> Job | None:
         """The worker loaded ``model``: a paused batch goes on with it."""
         self.loading, self.model, self.load_error = False, model, ""
+        if self.batch is not None and self.batch.state is BatchState.STOPPED:
+            # Stopped by a load that failed: the reason no longer holds once one loads.
+            self.batch.reason = "a model is loaded now; Run All runs the images left"
+            return None
         if self.batch is not None:
             self.batch.resume(model)
             return self._advance()
@@ -136,18 +139,3 @@ def needs_reload(old: Settings, new: Settings) -> bool:
     the context is sized for the largest limit)."""
     keys = ("model_folder", "quantization", "gpu_layers", "threads")
     return any(getattr(old, key) != getattr(new, key) for key in keys)
-
-
-def settings_to_save(old: Settings, new: Settings) -> Settings:
-    """What to save when the user applies ``new`` in Settings: everything but a new model
-    folder, which is remembered only once it has loaded (``remember_loaded_folder``), so a
-    folder that fails to load never becomes the one the next start opens."""
-    return dataclasses.replace(new, model_folder=old.model_folder)
-
-
-def remember_loaded_folder(settings: Settings, folder: Path | str) -> Settings | None:
-    """The settings with ``folder`` remembered now that its model loaded; None when it
-    already is (nothing to save)."""
-    if str(folder) == settings.model_folder:
-        return None
-    return dataclasses.replace(settings, model_folder=str(folder))

@@ -38,10 +38,23 @@ MEMORY_NOTE = ("Each quantization is loaded beside the model the window uses, on
                "time: the machine needs memory for both while this runs.")
 
 
-def format_eta(done: int, total: int, elapsed: float) -> str:
-    """"3 of 12 images · about 2 min left" (no estimate before the first image)."""
-    left = time_left(done, total, elapsed)
-    return f"{done} of {total} images" + (f" · {left}" if left else "")
+class EvalProgress:
+    """Words for an evaluation's progress: each image is answered once per quantization,
+    so "image 2 of 3 · quantization 1 of 3" (the events count answers, not images)."""
+
+    def __init__(self, quants: int) -> None:
+        self.quants = max(quants, 1)
+        self._starts: dict[str, int] = {}  # quantization -> answers done before it
+
+    def text(self, event: ProgressEvent, elapsed: float) -> str:
+        images = max(event.total // self.quants, 1)
+        # Quantizations run one after another, each over every image.
+        start = self._starts.setdefault(event.stage, len(self._starts) * images)
+        parts = [event.message, f"image {event.done - start} of {images}"]
+        if self.quants > 1:
+            parts.append(f"quantization {len(self._starts)} of {self.quants}")
+        left = time_left(event.done, event.total, elapsed)
+        return " · ".join(parts + ([left] if left else []))
 
 
 class EvaluateDialog(TaskDialog):
@@ -58,6 +71,7 @@ class EvaluateDialog(TaskDialog):
         self.report_path: Path | None = None
         self.report: dict[str, Any] | None = None
         self._started = 0.0
+        self._progress = EvalProgress(1)
 
         self.model_label = QLabel(str(model_folder) if model_folder else
                                   "No model folder is chosen: choose one in Settings first.")
@@ -198,6 +212,7 @@ class EvaluateDialog(TaskDialog):
         self.status.setText("Starting…")
         self.progress.setRange(0, 0)
         self._started = time.monotonic()
+        self._progress = EvalProgress(len(quants))
         self.task.start()
 
     def cancel(self) -> None:
@@ -208,8 +223,7 @@ class EvaluateDialog(TaskDialog):
     def _on_progress(self, event: ProgressEvent) -> None:
         self.progress.setRange(0, max(event.total, 1))
         self.progress.setValue(event.done)
-        self.status.setText(f"{event.message} · " + format_eta(
-            event.done, event.total, time.monotonic() - self._started))
+        self.status.setText(self._progress.text(event, time.monotonic() - self._started))
 
     def _on_finished(self, result: tuple[dict[str, Any], Path]) -> None:
         self.report, self.report_path = result

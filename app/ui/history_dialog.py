@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -27,6 +26,7 @@ from app.errors import HistoryError
 from app.export.record_selection import SPATIAL_TASKS, clean_output_text
 from app.history.history_record import HistoryRecord
 from app.history.history_store import HistoryStore
+from app.history.record_words import local_time, record_state
 from app.tasks.prompts import TaskKind
 from app.ui.export_actions import EXPORT_KINDS, describe_summary, export_records
 
@@ -41,15 +41,8 @@ TASK_NAMES: dict[str, str] = {
     TaskKind.SEGMENT.value: "Segment",
     TaskKind.CUSTOM.value: "Custom prompt",
 }
-_COLUMNS = ("Time", "Image", "Task", "Model", "Output")
-
-
-def local_time(created: str) -> str:
-    """ISO 8601 UTC text as local "YYYY-MM-DD HH:MM" (as is when it cannot be read)."""
-    try:
-        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return created
+_COLUMNS = ("Time", "Image", "Task", "Model", "State", "Output")
+__all__ = ["HistoryDialog", "local_time", "output_summary"]
 
 
 def output_summary(record: HistoryRecord) -> str:
@@ -227,10 +220,11 @@ class HistoryDialog(QDialog):
         for row, record in enumerate(records):
             model = f"{record.model} / {record.quantization}"
             cells = (
-                local_time(record.created),
+                local_time(record.created, seconds=True),
                 Path(record.image_path).name,
                 TASK_NAMES.get(record.task, record.task),
                 model,
+                record_state(record),
                 output_summary(record),
             )
             for column, text in enumerate(cells):

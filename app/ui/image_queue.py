@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import (
     QCoreApplication,
+    QItemSelectionModel,
     QObject,
     QRunnable,
     QSize,
@@ -281,8 +282,9 @@ class ImageQueue(QWidget):
             self.notice.emit("The clipboard holds no image.")
 
     def select_path(self, path: Path) -> bool:
-        """Queue ``path`` if needed and make it current; False when it cannot be queued."""
-        if path.exists():
+        """Queue ``path`` if needed and make it current; False when it cannot be queued.
+        An image already queued is just selected (no "already in the queue" notice)."""
+        if path.exists() and path.resolve() not in self._keys_by_path:
             self.add_paths([path])
         key = self._keys_by_path.get(path.resolve())
         if key is not None:
@@ -360,7 +362,11 @@ class ImageQueue(QWidget):
         """Make the item with ``key`` current (and the only selection)."""
         row = self._rows.get(key)
         if row is not None:
-            self._list.setCurrentItem(row)
+            # ClearAndSelect, explicitly: QListWidget's default in extended selection is
+            # SelectCurrent, which replaces only the uncommitted part of the selection;
+            # once rows are added (which commits it), the previous row stayed highlighted
+            # beside the new one, and Delete removed both.
+            self._list.setCurrentItem(row, QItemSelectionModel.SelectionFlag.ClearAndSelect)
             self._list.scrollToItem(row)
 
     def select_next(self) -> None:
@@ -467,8 +473,11 @@ class ImageQueue(QWidget):
         metrics = self._list.fontMetrics()
         width = max(60, self._list.viewport().width() - self._list.iconSize().width() - 28)
         name = metrics.elidedText(item.name, Qt.TextElideMode.ElideMiddle, width)
-        status = metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
-        row.setText(f"{name}\n{status}")
+        # The note gets a line of its own (a 64 px thumbnail leaves room for three), so
+        # "re-run cancelled" is not cut to "· can…" after the size.
+        lines = [name, *(metrics.elidedText(part, Qt.TextElideMode.ElideRight, width)
+                         for part in _status_lines(item))]
+        row.setText("\n".join(lines))
         row.setToolTip(f"{item.path}\n{text}")
         if item.status == "error":
             grey = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
@@ -501,8 +510,7 @@ class ImageQueue(QWidget):
         row = self._list.currentRow()
         target = 0 if row < 0 else min(max(row + delta, 0), count - 1)
         if target != row:
-            self._list.setCurrentRow(target)
-            self._list.scrollToItem(self._list.item(target))
+            self.set_current(self._key_of(self._list.item(target)))  # one row selected
 
     def _ask_for_files(self) -> list[Path]:
         """Ask for image files (a method of its own so tests can replace the dialog)."""
@@ -545,6 +553,14 @@ def _status_text(item: QueueItem) -> str:
     else:
         text = "Done"
     return f"{text} · {item.note}" if item.note else text
+
+
+def _status_lines(item: QueueItem) -> list[str]:
+    """The row's lines under the name: the status, then the note if there is one."""
+    if item.status == "error" or not item.note:
+        return [_status_text(item)]
+    return [_status_text(QueueItem(item.key, item.path, item.name, item.status, item.error,
+                                   item.size)), item.note]
 
 
 def _summarize(lines: list[str]) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 from app.errors import HistoryError
 from app.history.history_record import HistoryRecord
 from app.session import Job, JobOutcome, ResultStore
-from app.session.job import CANCELLED, DONE, FAILED, SKIPPED
+from app.session.job import CANCELLED, FAILED
+from app.session.queue_note import queue_status
 from app.session.stream_pacing import shows_same
 from app.tasks.parsing import DetectedObject
 from app.ui.image_queue import ImageQueue, QueueItem
@@ -18,17 +19,15 @@ from app.ui.notice_bar import NoticeBar
 from app.ui.results_panel import ResultsPanel
 from app.ui.stream_coalescer import StreamCoalescer
 
-# How a job's end shows in the queue: (status, note).
-QUEUE_STATUS = {DONE: ("done", ""), SKIPPED: ("done", "stored result"),
-                CANCELLED: ("ready", "cancelled"), FAILED: ("failed", "")}
-
 
 class JobDisplay:
     def __init__(self, queue: ImageQueue, view: ImageView, panel: ResultsPanel,
                  notices: NoticeBar, results: ResultStore) -> None:
         self.queue, self.view, self.panel = queue, view, panel
         self.notices, self.results = notices, results
+        self._listed: tuple[Path, str] | None = None  # the image the results list is of
         panel.record_shown.connect(self._draw_record)
+        panel.show_older_changed.connect(lambda _on: self._list_again())
         # Tokens and objects are shown at most once per frame: at GPU speed, showing each
         # token by itself costs more than the stream gives time for.
         self.stream = StreamCoalescer(panel.append_text, self._show_objects, parent=panel)
@@ -62,9 +61,9 @@ class JobDisplay:
     def ended(self, job: Job, outcome: JobOutcome, follow: bool) -> None:
         """Show how ``job`` ended; a skipped job of a batch shows its stored result."""
         self.stream.flush()  # what streamed is shown in full, also when the job failed
-        status, note = QUEUE_STATUS[outcome.status]
-        self.queue.set_status(job.queue_key, status,
-                              outcome.message if status == "failed" else note)
+        finished = outcome.status == CANCELLED and self._has_finished(job)
+        self.queue.set_status(job.queue_key,
+                              *queue_status(outcome.status, finished, outcome.message))
         current = self.queue.current()
         shown = current is not None and current.key == job.queue_key
         if follow and not shown:
@@ -97,12 +96,31 @@ class JobDisplay:
             self.show_results(item.path, item.sha256)
 
     def show_results(self, image: Path, sha256: str, select_id: int | None = None) -> None:
-        """List the image's stored results, showing ``select_id`` or the newest."""
+        """List the image's stored results, showing ``select_id`` (listed even when a newer
+        result of the same question would hide it) or the newest."""
+        self._listed = (image, sha256)
         try:
-            records = self.results.for_image(sha256, image)
+            listing = self.results.listing(sha256, image, self.panel.older_check.isChecked(),
+                                           keep_id=select_id)
         except HistoryError as exc:
             self.notices.show_notice(str(exc), error=True)
-            records = []
-        self.panel.set_records(records, select_id)
+            listing = None
+        records = listing.records if listing else []
+        self.panel.set_records(records, select_id, image, listing.older if listing else 0)
         if not records:
             self.view.clear_overlays()
+
+    def _list_again(self) -> None:
+        """The user asked for older results (or hid them): list the same image again."""
+        # While an answer streams the list waits: the job's end lists the image again,
+        # with the choice as it is then.
+        if self._listed is not None and not self.panel.cursor_timer.isActive():
+            self.show_results(*self._listed, select_id=self.panel.shown_id())
+
+    def _has_finished(self, job: Job) -> bool:
+        """Whether ``job``'s image has a finished (not cancelled) result of its question."""
+        try:
+            records = self.results.for_image(job.image_sha256, job.image)
+        except HistoryError:
+            return False
+        return any(not r.cancelled and r.prompt == job.prompt for r in records)

@@ -28,9 +28,15 @@ from app.engine.engine import EngineConfig
 from app.history import HistoryStore
 from app.models.mask_decoder import MISSING_NOTICE
 from app.session import Job, JobOutcome, ResultStore, Session
-from app.session.load_plan import choose_mask_decoder, engine_config, quant_from_settings
+from app.session.load_plan import (
+    choose_mask_decoder,
+    engine_config,
+    quant_from_setting,
+    quant_from_settings,
+)
+from app.session.model_choice import ModelRequest, model_display_name, remember_loaded
 from app.session.prefetch import prefetch_order
-from app.session.session import options_from_settings, remember_loaded_folder
+from app.session.session import options_from_settings
 from app.settings import Settings, SettingsStore
 from app.tasks.prompts import TaskKind
 from app.ui.drop_target import ImageDropMixin
@@ -66,6 +72,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         self.cache_dir = cache_dir
         self.engine = engine_thread or EngineThread(history, self)
         self.model: LoadedModel | None = None
+        self._requested: ModelRequest | None = None  # the load under way, saved if it works
         self._closing = False
         self._build_widgets()
         self.actions_ = build_menus(self)
@@ -81,7 +88,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         if self.settings.model_folder:
             self.load_model(Path(self.settings.model_folder))
         else:
-            self.first_run.show()
+            self.first_run.show_no_model()
 
     @property
     def loading(self) -> bool:
@@ -145,11 +152,17 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         return engine_config(gpu_layers=-1 if s.gpu_layers is None else s.gpu_layers,
                              threads=s.threads, max_new_tokens=None)
 
-    def load_model(self, folder: Path) -> None:
-        """Load (or swap to) ``folder`` with the settings' quantization, via the worker."""
-        quant = quant_from_settings(self.settings)  # None: the core's automatic choice
+    def load_model(self, folder: Path, quantization: str | None = None) -> None:
+        """Load (or swap to) ``folder`` with ``quantization`` (default: the settings'),
+        via the worker; both are remembered once the model has loaded."""
+        setting = quantization if quantization is not None else self.settings.quantization
+        self._requested = ModelRequest(folder, setting)
+        quant = quant_from_setting(setting)  # None: the core's automatic choice
         self.session.loading_started()
-        self.status.show_loading(folder.name)
+        name = model_display_name(folder)  # the name it has once loaded, too
+        self.status.show_loading(name)
+        if self.model is None:
+            self.first_run.show_loading(name)
         self.status.show_batch(self.session.batch)
         self._update_run_state()
         self.engine.load(LoadRequest(folder, quant, self.engine_config(),
@@ -159,7 +172,10 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         if self._closing:
             return
         self.model = model
-        remembered = remember_loaded_folder(self.settings, model.folder)
+        request = self._requested
+        if request is None or Path(request.folder) != Path(model.folder):
+            request = ModelRequest(model.folder, self.settings.quantization)
+        remembered = remember_loaded(self.settings, request)
         if remembered is not None:  # saved once it proved good
             self.settings = remembered
             self._save_settings()
@@ -177,7 +193,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         self.session.model_failed(message)
         self.model = None
         self.status.show_no_model()
-        self.first_run.show()
+        self.first_run.show_no_model()
         self.notices.show_notice(f"No model is loaded: {message}", error=True)
         self.status.show_batch(self.session.batch)
         self._update_run_state()

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -26,11 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.history.history_record import HistoryRecord
+from app.history.record_words import local_time, record_state, same_bytes_note
 from app.session.stream_pacing import shows_same
 from app.tasks.object_masks import mask_area
 from app.tasks.output_text import without_end_marker
 from app.tasks.parsing import DetectedObject
-from app.ui.history_dialog import local_time
 
 if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
     from app.tasks.task_runner import TaskResult
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
 CURSOR_GLYPH = "▍"
 BLINK_MS = 500
 ERROR_STYLE = "color: #c62828;"
+_NO_LIMIT = 16_777_215  # Qt's QWIDGETSIZE_MAX
 # The output as shown: without the trailing ``<eos>`` the model ends with (the one cleaner).
 display_text = without_end_marker
 
@@ -93,10 +95,11 @@ def no_objects_text(task: str, objects: int, stop_reason: str) -> str:
 
 def record_title(record: HistoryRecord) -> str:
     """One line of the results list: task, prompt, model, time and whether it is partial."""
+    # HH:MM:SS (the full date is in the tooltip): older runs of one prompt differ by it.
     parts = [record.prompt or record.task, record.quantization,
-             local_time(record.created)[-5:]]  # HH:MM; the full date is in the tooltip
-    if record.cancelled:
-        parts.append("cancelled, partial")
+             local_time(record.created, seconds=True)[-8:]]
+    if record_state(record) != "finished":
+        parts.append(record_state(record))
     return " · ".join(parts)
 
 
@@ -119,6 +122,7 @@ class ResultsPanel(QWidget):
 
     _COLUMNS = ("", "Label", "Box (x0, y0, x1, y1)", "Mask area")
     record_shown = Signal(object)  # HistoryRecord
+    show_older_changed = Signal(bool)  # the user asked for (or hid) older results
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,6 +130,8 @@ class ResultsPanel(QWidget):
         self._tail = ""  # the cursor glyph currently at the end of the document, if any
         self._objects: list[DetectedObject] = []
         self._records: list[HistoryRecord] = []
+        self._image_path: Path | None = None  # the selected image the list belongs to
+        self._shown_id: int | None = None
         self.cursor_timer = QTimer(self)
         self.cursor_timer.setInterval(BLINK_MS)
         self.cursor_timer.timeout.connect(self._blink)
@@ -175,8 +181,12 @@ class ResultsPanel(QWidget):
     def show_record(self, record: HistoryRecord) -> None:
         """Show a stored result (its list entry is selected when it has one)."""
         self._stop_streaming()
-        name = Path(record.image_path).name
-        self._set_header(f"{name} — {record.model} {record.quantization}", record.prompt)
+        # The selected file's name, even when the answer was made for a byte-identical one.
+        image = self._image_path or Path(record.image_path)
+        self._set_header(f"{image.name} — {record.model} {record.quantization}", record.prompt)
+        note = same_bytes_note(record, image)
+        self.source_label.setText(note)
+        self.source_label.setVisible(bool(note))
         status = stop_reason_text(record.stop_reason, len(record.tokens)) or no_objects_text(
             record.task, len(record.objects), record.stop_reason)
         self._show_final(
@@ -185,13 +195,21 @@ class ResultsPanel(QWidget):
             format_timings(record.timings, len(record.tokens)),
             status,
         )
+        self._shown_id = record.id
         self._select_in_list(record.id)
         self.record_shown.emit(record)
 
-    def set_records(self, records: list[HistoryRecord], select_id: int | None = None) -> None:
-        """List an image's stored results (newest first) and show ``select_id``, or the
-        newest; with none, the panel is cleared."""
+    def shown_id(self) -> int | None:
+        """The id of the stored result on show (None while a run streams or when empty)."""
+        return self._shown_id
+
+    def set_records(self, records: list[HistoryRecord], select_id: int | None = None,
+                    image_path: Path | None = None, older: int = 0) -> None:
+        """List the stored results of the image at ``image_path`` (newest first) and show
+        ``select_id``, or the newest; with none, the panel is cleared. ``older``: how many
+        older results of the same questions are left out (offered on request)."""
         self._records = list(records)
+        self._image_path = image_path
         self.result_list.blockSignals(True)
         try:
             self.result_list.clear()
@@ -203,9 +221,15 @@ class ResultsPanel(QWidget):
                 self.result_list.addItem(row)
         finally:
             self.result_list.blockSignals(False)
-        self.result_list.setVisible(len(self._records) > 1)
-        self.list_label.setVisible(len(self._records) > 1)
-        self.list_label.setText(f"{len(self._records)} results for this image")
+        showing_older = self.older_check.isChecked()
+        listed = len(self._records) > 1 or older > 0 or showing_older
+        self.result_list.setVisible(listed)
+        self.list_label.setVisible(listed)
+        count = len(self._records)
+        self.list_label.setText(f"{count} result{'' if count == 1 else 's'} for this image")
+        self.older_check.setVisible(older > 0 or showing_older)
+        self.older_check.setText("Show older results" if showing_older else
+                                 f"Show {older} older result{'' if older == 1 else 's'}")
         chosen = next((r for r in self._records if r.id == select_id), None)
         if chosen is None and self._records:
             chosen = self._records[0]
@@ -239,13 +263,16 @@ class ResultsPanel(QWidget):
     def clear(self) -> None:
         """Show nothing."""
         self._stop_streaming()
+        self._shown_id = None
         self._text = ""
         self._tail = ""
         self._objects = []
         self.text_edit.clear()
         self.table.setRowCount(0)
+        self.table.setMaximumHeight(_NO_LIMIT)
         self.table.hide()
         self._set_header("", "")
+        self.source_label.hide()
         self.timings_label.clear()
         self.timings_label.hide()
         self.status_label.clear()
@@ -282,12 +309,23 @@ class ResultsPanel(QWidget):
         bold = self.image_label.font()
         bold.setBold(True)
         self.image_label.setFont(bold)
+        self.source_label = QLabel()  # "Answer found for identical bytes: …"
+        self.source_label.setWordWrap(True)
+        self.source_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.source_label.hide()
         self.prompt_label = QLabel()
         self.prompt_label.setTextFormat(Qt.TextFormat.PlainText)
         self.prompt_label.setFont(fixed)
         self.prompt_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.list_label = QLabel()
+        # Older results of the same question (hidden by the newest) on request.
+        self.older_check = QCheckBox()
+        self.older_check.hide()
+        self.older_check.toggled.connect(self.show_older_changed)
+        list_row = QHBoxLayout()
+        list_row.addWidget(self.list_label, 1)
+        list_row.addWidget(self.older_check)
         self.result_list = QListWidget()
         self.result_list.setMaximumHeight(110)
         self.result_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -305,6 +343,8 @@ class ResultsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().hide()
+        # Compact rows (the style's default is ~30 px): more objects in view at 1280×800.
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
@@ -326,12 +366,14 @@ class ResultsPanel(QWidget):
         buttons.addWidget(self.copy_detections_button)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.list_label)
+        layout.addLayout(list_row)
         layout.addWidget(self.result_list)
         layout.addWidget(self.image_label)
+        layout.addWidget(self.source_label)
         layout.addWidget(self.prompt_label)
         layout.addWidget(self.text_edit, 2)
         layout.addWidget(self.table, 1)
+        self._layout = layout
         layout.addWidget(self.timings_label)
         layout.addWidget(self.status_label)
         layout.addLayout(buttons)
@@ -362,12 +404,24 @@ class ResultsPanel(QWidget):
                 self._objects.append(obj)
                 self._add_row(obj)
         self.table.setVisible(bool(objects))
+        self._give_room_to_objects(bool(objects))
         self.timings_label.setText(timings)
         self.timings_label.setVisible(bool(timings))
         self.status_label.setText(status)
         self.status_label.setStyleSheet("")
         self.status_label.setVisible(bool(status))
         self._update_buttons()
+
+    def _give_room_to_objects(self, objects: bool) -> None:
+        """With detections the table gets most of the height (their text is location
+        tokens), so a segment result lists more than two rows at 1280×800."""
+        self._layout.setStretchFactor(self.text_edit, 1 if objects else 2)
+        self._layout.setStretchFactor(self.table, 3 if objects else 1)
+        # No taller than its rows: with a few objects the text keeps the rest.
+        rows = self.table.rowCount() * self.table.verticalHeader().defaultSectionSize()
+        frame = 2 * self.table.frameWidth()
+        self.table.setMaximumHeight(rows + self.table.horizontalHeader().sizeHint().height()
+                                    + frame + 2 if objects else _NO_LIMIT)
 
     def _add_row(self, obj: DetectedObject) -> None:
         row = self.table.rowCount()

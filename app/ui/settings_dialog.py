@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (
 
 from app.errors import ModelFolderError, PaliDeskError
 from app.hardware import HardwareReport, detect
-from app.models.fit_choice import choose, fit_badge
+from app.models.fit_choice import FitChoice, choose, fit_badge
 from app.models.measured_speed import describe_speed, speeds_here
 from app.models.model_folder import ModelFolder
+from app.session.quant_note import quant_note
 from app.settings.settings import Settings
 from app.settings.validation import MAX_NEW_TOKENS
 
@@ -96,6 +97,7 @@ class SettingsDialog(QDialog):
         self._settings = settings
         self._hardware = hardware
         self._wanted_quant = settings.quantization
+        self._fit: tuple[ModelFolder, FitChoice] | None = None  # folder, automatic choice
         layout = QVBoxLayout(self)
         layout.addWidget(self._model_section())
         layout.addWidget(self._load_section())
@@ -128,8 +130,8 @@ class SettingsDialog(QDialog):
         return result
 
     def set_fit_note(self, text: str | None) -> None:
-        """Show (or with None hide) the note under the quantization: the automatic
-        choice's reason, e.g. "Q5_K_M fits in 7.6 GB free of 8 GB on RTX 3070 …"."""
+        """Show (or with None hide) the note under the quantization: how the selected
+        one runs here, e.g. "Q5_K_M fits in 7.6 GB free of 8 GB on RTX 3070 …"."""
         self.fit_label.setText(text or "")
         self.fit_label.setVisible(bool(text))
 
@@ -280,6 +282,7 @@ class SettingsDialog(QDialog):
 
     def _update_fit(self, usable: bool) -> None:
         """Name the automatic choice and badge each type for this machine's memory."""
+        self._fit = None
         if not usable:
             self.set_automatic_label(AUTOMATIC_QUANT_LABEL)
             self.set_fit_note(None)
@@ -301,12 +304,25 @@ class SettingsDialog(QDialog):
             return
         self.set_automatic_label(f"Automatic ({choice.quant})" if choice.device != "none"
                                  else AUTOMATIC_QUANT_LABEL)
-        self.set_fit_note(choice.sentence)
+        self._fit = (folder, choice)
+        self._describe_selected()
+
+    def _describe_selected(self) -> None:
+        """The note describes the quantization selected, not always the automatic one."""
+        if self._fit is None or self._hardware is None:
+            return
+        folder, choice = self._fit
+        quant = str(self.quant_combo.currentData() or AUTOMATIC_QUANT)
+        try:
+            self.set_fit_note(quant_note(folder, quant, self._hardware, choice))
+        except PaliDeskError:
+            self.set_fit_note(None)
 
     def _on_quant_chosen(self) -> None:
         # Remembered across folders: the pick comes back when a folder has that type.
         if not self._filling_quants:
             self._wanted_quant = str(self.quant_combo.currentData() or AUTOMATIC_QUANT)
+            self._describe_selected()
 
     def _show_sampling(self) -> None:
         sampling = self.sampling_combo.currentIndex() == 1

@@ -26,8 +26,9 @@ from app.models.model_folder import ModelFolder
 from app.progress import ProgressEvent
 from app.ui.background_task import BackgroundTask, TaskDialog, time_left
 
-HEADERS = ("Quantization", "Tokens/s", "First token (s)", "Cached image (s)", "Load (s)",
-           "Peak RAM (GB)", "Peak VRAM (GB)", "GPU layers")
+# Units on a second line: the eight columns then fit the dialog's default width.
+HEADERS = ("Quantization", "Tokens/s", "First token\n(s)", "Cached image\n(s)", "Load\n(s)",
+           "Peak RAM\n(GB)", "Peak VRAM\n(GB)", "GPU\nlayers")
 
 
 class SpeedTestDialog(TaskDialog):
@@ -70,6 +71,8 @@ class SpeedTestDialog(TaskDialog):
         self.table.setHorizontalHeaderLabels(HEADERS)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.resizeColumnsToContents()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
 

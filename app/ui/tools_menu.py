@@ -1,4 +1,4 @@
-"""The Tools menu: Evaluate… and Test Speed on This Machine.
+"""The Tools menu: Evaluate… and Test Speed on This Machine….
 
 The main window adds it with one line::
 
@@ -38,7 +38,7 @@ class ToolsMenu(QObject):
         self.dialogs: list[EvaluateDialog | SpeedTestDialog] = []
         self.menu = QMenu("&Tools", window)
         self.evaluate_action = self.menu.addAction("Evaluate…", self.show_evaluate)
-        self.speed_action = self.menu.addAction("Test Speed on This Machine",
+        self.speed_action = self.menu.addAction("Test Speed on This Machine…",
                                                 self.show_speed_test)
         bar = window.menuBar()
         help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"),
@@ -73,5 +73,5 @@ class ToolsMenu(QObject):
 
 def add_tools_menu(window: QMainWindow, model_folder: ModelFolderGetter,
                    output_root: Path | None = None) -> ToolsMenu:
-    """Add Tools › Evaluate… and Tools › Test Speed on This Machine to ``window``."""
+    """Add Tools › Evaluate… and Tools › Test Speed on This Machine… to ``window``."""
     return ToolsMenu(window, model_folder, output_root)

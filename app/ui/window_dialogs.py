@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from app.history import HistoryRecord
 from app.models.installed import InstalledModels
-from app.session.session import needs_reload, settings_to_save
+from app.session.model_choice import kept_until_loaded, start_folder
+from app.session.session import needs_reload
 from app.settings import Settings
 from app.ui.export_actions import export_images
 from app.ui.history_dialog import HistoryDialog
@@ -21,10 +22,14 @@ class WindowDialogsMixin:
     """For ``MainWindow``: uses its settings, session, queue, view, display and notices."""
 
     def choose_model_folder(self) -> None:
-        start = self.settings.model_folder or self.settings.models_dir
-        chosen = QFileDialog.getExistingDirectory(self, "Choose a PaliDesk model folder", start)
+        chosen = self.ask_model_folder(start_folder(self.settings))
         if chosen:
             self.load_model(Path(chosen))
+
+    def ask_model_folder(self, start: Path) -> str:
+        """The folder dialog ("" when cancelled); a method of its own so tests replace it."""
+        return QFileDialog.getExistingDirectory(self, "Choose a PaliDesk model folder",
+                                                str(start))
 
     def show_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
@@ -35,11 +40,12 @@ class WindowDialogsMixin:
         """Adopt ``new``; swap the model in place when its folder, type or load options
         changed (the queue and the results stay)."""
         old = self.settings
-        # A new model folder is saved only once it has loaded (``_on_model_loaded``).
-        self.settings = settings_to_save(old, new)
+        # A new model folder or quantization is saved only once it has loaded
+        # (``_on_model_loaded``): a failed choice must not be what every start retries.
+        self.settings = kept_until_loaded(old, new)
         self._save_settings()
         if new.model_folder and (needs_reload(old, new) or self.session.model is None):
-            self.load_model(Path(new.model_folder))
+            self.load_model(Path(new.model_folder), new.quantization)
 
     def show_models(self) -> None:
         dialog = ModelsDialog(InstalledModels(Path(self.settings.models_dir)), parent=self,
@@ -53,7 +59,9 @@ class WindowDialogsMixin:
         dialog.exec()
 
     def open_record(self, record: HistoryRecord) -> None:
-        """Show a History result: its image is queued (if it still exists) and selected."""
+        """Show exactly this History result: its image is queued (if it still exists and
+        is not queued yet) and selected, and the result is listed and shown even where a
+        newer one of the same question would hide it."""
         path = Path(record.image_path)
         self.queue.select_path(path)
         self.view.show_image(path if path.exists() else None)
