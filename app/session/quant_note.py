@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from app.hardware import HardwareReport
 from app.hardware.hardware_report import format_gb
-from app.models.fit import FitChoice, choose
+from app.models.fit_choice import FitChoice, choose
 from app.models.model_folder import ModelFolder
 
 AUTOMATIC = "auto"
