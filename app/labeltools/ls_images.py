@@ -240,9 +240,8 @@ def _http_error(code: int, url: str) -> ImageSourceError:
 
 
 def _too_large(max_bytes: int) -> ImageSourceError:
-    return ImageSourceError(
-        f"The image is larger than {max_bytes // (1024 * 1024)} MB, PaliDesk's limit."
-    )
+    size = (f"{max_bytes / 2**20:g} MB" if max_bytes >= 2**20 else f"{max_bytes:,} bytes")
+    return ImageSourceError(f"The image is larger than {size}, PaliDesk's limit for one image.")
 
 
 def _short(text: str, limit: int = 120) -> str:
