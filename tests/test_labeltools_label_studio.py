@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.labeltools.errors import ImageSourceError, LabelConfigError
+from app.labeltools.errors import ImageSourceError, LabelConfigError, LabelToolError
 from app.labeltools.ls_config import (
     BRUSH,
     RECTANGLE,
@@ -29,6 +29,12 @@ from app.labeltools.ls_images import (
     resolve_image_reference,
 )
 from app.labeltools.ls_predictions import ControlOutput, build_prediction, model_version
+from app.labeltools.ls_protocol import (
+    empty_prediction,
+    health_response,
+    plan_predict,
+    predict_response,
+)
 from app.labeltools.ls_rle import encode_ls_rle, mask_to_ls_rle
 from app.tasks.mask_rle import ObjectMask
 from app.tasks.parsing import DetectedObject, parse_objects
@@ -469,3 +475,47 @@ def test_fetch_of_a_local_file_respects_the_size_limit(local_files: LabelStudioA
         fetch_image_bytes(source, max_bytes=3)
     with pytest.raises(ImageSourceError, match="no image"):
         fetch_image_bytes(ImageSource())
+
+
+# --- the /predict request as jobs ------------------------------------------------------
+
+
+def test_predict_body_becomes_one_plan_per_task_and_bad_tasks_do_not_sink_the_rest() -> None:
+    body = {
+        "tasks": [
+            {"id": 7, "data": {"image": "/data/upload/1/cat.png"}},
+            {"id": 8, "data": {"image": "http://evil.example.com/x.png"}},
+            {"id": 9, "data": {"picture": "/data/upload/1/dog.png"}},
+        ],
+        "label_config": TWO_LABEL_SETS,
+        "project": "3.1700000000",
+        "params": {"context": {}},
+    }
+    plan, tasks = plan_predict(body, ACCESS)
+    assert [c.from_name for c in plan.controls] == ["animals", "vehicles", "caption_de"]
+    first, second, third = tasks
+    assert first.task_id == 7 and first.errors == ()
+    assert [build_prompt(job.request) for job in first.jobs] == [
+        "detect Cat ; Dog", "segment Car", "caption de"]
+    assert {job.image.url for job in first.jobs} == {"http://localhost:8080/data/upload/1/cat.png"}
+    assert second.jobs == () and "another host" in second.errors[0]
+    assert len(second.errors) == 1  # one sentence, not one per control
+    assert third.jobs == () and '"image" field' in third.errors[0]
+    assert predict_response([empty_prediction("v")]) == {
+        "results": [{"result": [], "model_version": "v"}]}
+    assert health_response()["status"] == "UP"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ([], "JSON object"),
+        ({"label_config": TWO_LABEL_SETS}, '"tasks"'),
+        ({"tasks": [{"data": {}}] * 101, "label_config": TWO_LABEL_SETS}, "up to 100"),
+        ({"tasks": [{"data": {}}]}, "label_config"),
+        ({"tasks": [{"data": {}}], "label_config": BILLION_LAUGHS}, "DTD"),
+    ],
+)
+def test_unusable_predict_bodies_get_a_sentence(body: object, words: str) -> None:
+    with pytest.raises(LabelToolError, match=words):
+        plan_predict(body, ACCESS)  # type: ignore[arg-type]
