@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from app.labeltools.errors import ImageSourceError, LabelConfigError, LabelToolError
+from app.labeltools.ls_auth import jwt_claims
 from app.labeltools.ls_config import (
     BRUSH,
     RECTANGLE,
@@ -299,7 +301,7 @@ def test_upload_url_is_fetched_from_label_studio_with_its_key() -> None:
     for reference in ("/data/upload/3/abc.jpg", "http://LOCALHOST:8080/data/upload/3/abc.jpg"):
         source = resolve_image_reference(reference, ACCESS)
         assert source.url == "http://localhost:8080/data/upload/3/abc.jpg"
-        assert source.headers == {"Authorization": "Token k3y"}
+        assert (source.label_studio_url, source.api_key) == ("http://localhost:8080", "k3y")
 
 
 @pytest.mark.parametrize(
@@ -348,7 +350,7 @@ def test_access_from_environment(tmp_path: Path) -> None:
     # A Label Studio served under a sub-path keeps it.
     source = resolve_image_reference("/data/upload/1/a.png",
                                      LabelStudioAccess("http://ls:8080/studio/"))
-    assert source.url == "http://ls:8080/studio/data/upload/1/a.png" and source.headers == {}
+    assert source.url == "http://ls:8080/studio/data/upload/1/a.png" and source.api_key is None
 
 
 @pytest.fixture
@@ -364,8 +366,10 @@ def test_local_file_inside_the_allowed_folder_is_read(local_files: LabelStudioAc
     source = resolve_image_reference("/data/local-files/?d=photos/cat%20one.png", local_files)
     assert source.path == (local_files.local_files_root / "photos" / "cat one.png").resolve()
     assert fetch_image_bytes(source) == b"\x89PNG cat"
-    absolute = local_files.local_files_root.resolve() / "photos" / "cat one.png"
-    assert resolve_image_reference(f"/data/local-files/?d={absolute}", local_files).path
+    # Label Studio's rule: d is relative to the folder, a leading "/" too; the last d wins.
+    leading_slash = resolve_image_reference("/data/local-files/?d=x&d=/photos/cat one.png",
+                                            local_files)
+    assert leading_slash.path == source.path
 
 
 @pytest.mark.parametrize(
@@ -390,7 +394,7 @@ def test_absolute_path_and_symlink_out_of_the_folder_are_refused(
     local_files: LabelStudioAccess, tmp_path: Path
 ) -> None:
     secret = tmp_path / "secret.txt"
-    with pytest.raises(ImageSourceError, match="outside"):
+    with pytest.raises(ImageSourceError, match="does not exist in"):  # read under the folder
         resolve_image_reference(f"/data/local-files/?d={secret}", local_files)
     link = local_files.local_files_root / "photos" / "link.png"
     try:
@@ -401,11 +405,33 @@ def test_absolute_path_and_symlink_out_of_the_folder_are_refused(
         resolve_image_reference("/data/local-files/?d=photos/link.png", local_files)
 
 
+def _jwt(claims: dict) -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+REFRESH = _jwt({"token_type": "refresh", "exp": 4_000_000_000})
+ACCESS_TOKEN = _jwt({"token_type": "access", "exp": 4_000_000_000})
+
+
 class _LabelStudioStandIn(BaseHTTPRequestHandler):
-    """Answers like Label Studio's /data/upload: needs "Token k3y"."""
+    """Answers like Label Studio's /data/upload: needs "Token k3y" or a Bearer access token
+    from /api/token/refresh/ (which takes REFRESH only)."""
+
+    refreshes = 0
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != "/api/token/refresh/" or body.get("refresh") != REFRESH:
+            self.send_error(401)
+            return
+        type(self).refreshes += 1
+        self._send(json.dumps({"access": ACCESS_TOKEN}).encode())
 
     def do_GET(self) -> None:
-        if self.headers.get("Authorization") != "Token k3y":
+        if self.headers.get("Authorization") not in ("Token k3y", f"Bearer {ACCESS_TOKEN}"):
             self.send_error(401)
         elif self.path == "/data/upload/1/cat.png":
             self._send(b"\x89PNG" + bytes(range(256)) * 4)
@@ -453,6 +479,25 @@ def test_fetch_from_label_studio_sends_the_key(label_studio: str) -> None:
         fetch_image_bytes(wrong_key)
     with pytest.raises(ImageSourceError, match="404"):
         fetch_image_bytes(resolve_image_reference("/data/upload/1/gone.png", access))
+
+
+def test_personal_access_tokens_are_exchanged_once_and_sent_as_bearer(label_studio: str) -> None:
+    assert jwt_claims(REFRESH) == {"token_type": "refresh", "exp": 4_000_000_000}
+    assert jwt_claims("k3y") is None and jwt_claims("a.b.c") is None
+    _LabelStudioStandIn.refreshes = 0
+    access = LabelStudioAccess(url=label_studio, api_key=REFRESH)
+    for _ in range(3):
+        source = resolve_image_reference("/data/upload/1/cat.png", access)
+        assert fetch_image_bytes(source).startswith(b"\x89PNG")
+    assert _LabelStudioStandIn.refreshes == 1  # the access token is kept until it expires
+    # An access token is sent as it is.
+    direct = LabelStudioAccess(url=label_studio, api_key=ACCESS_TOKEN)
+    assert fetch_image_bytes(resolve_image_reference("/data/upload/1/cat.png", direct))
+    assert _LabelStudioStandIn.refreshes == 1
+    stranger = _jwt({"token_type": "refresh", "exp": 4_000_000_000, "user": 2})
+    refused = LabelStudioAccess(url=label_studio, api_key=stranger)
+    with pytest.raises(ImageSourceError, match="refused the API key"):
+        fetch_image_bytes(resolve_image_reference("/data/upload/1/cat.png", refused))
 
 
 def test_fetch_refuses_redirects_big_and_slow_images(label_studio: str) -> None:

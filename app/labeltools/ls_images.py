@@ -7,8 +7,9 @@ whatever it was given could be made to reach anything the user's machine can (re
 forgery). PaliDesk reads only:
 
 - URLs on the configured Label Studio (``LABEL_STUDIO_URL``, same scheme, host and port),
-  sent with its API key (``Authorization: Token …``, what Label Studio's ML backends
-  send); the URL fetched is rebuilt from that address, never taken from the request;
+  sent with its API key (app/labeltools/ls_auth.py: ``Token`` for a legacy key, ``Bearer``
+  for a personal access token); the URL fetched is rebuilt from that address, never taken
+  from the request;
 - local-files paths inside the folder the user allowed
   (``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``, Label Studio's own name for it), checked
   after following symlinks, with ``..`` refused outright.
@@ -23,11 +24,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from app.labeltools.errors import ImageSourceError
+from app.labeltools.ls_auth import auth_headers, forget_access_token
 
 LOCAL_FILES_PREFIX = "/data/local-files"
 DEFAULT_TIMEOUT_S = 10.0
@@ -59,10 +61,12 @@ class LabelStudioAccess:
 
 @dataclass(frozen=True)
 class ImageSource:
-    """A checked place to read one image from: a URL on Label Studio, or a local file."""
+    """A checked place to read one image from: a URL on Label Studio (``label_studio_url``,
+    with ``api_key``), or a local file."""
 
     url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    label_studio_url: str | None = None
+    api_key: str | None = None
     path: Path | None = None
 
 
@@ -106,17 +110,21 @@ def fetch_image_bytes(
         return _read_file(source.path, max_bytes)
     if source.url is None:
         raise ImageSourceError("There is no image to read.")
-    request = urllib.request.Request(source.url, headers=dict(source.headers))
     # No proxies (the API key goes to Label Studio only) and no redirects.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    base = source.label_studio_url or source.url
     deadline = time.monotonic() + timeout_s
     try:
+        headers = auth_headers(source.api_key, base, opener, timeout_s)
+        request = urllib.request.Request(source.url, headers=headers)
         with opener.open(request, timeout=timeout_s) as response:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
                 raise _too_large(max_bytes)
             return _read_limited(response, max_bytes, deadline)
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            forget_access_token(source.api_key, base)  # exchanged anew next time
         raise _http_error(exc.code, source.url) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -157,15 +165,15 @@ def _on_label_studio(path: str, query: str, access: LabelStudioAccess) -> ImageS
     # Rebuilt from the configured address: nothing of the request's host survives.
     prefix = base.path.rstrip("/")
     url = urlunsplit((base.scheme, base.netloc, prefix + path, query, ""))
-    headers = {"Authorization": f"Token {access.api_key}"} if access.api_key else {}
-    return ImageSource(url=url, headers=headers)
+    return ImageSource(url=url, label_studio_url=access.url, api_key=access.api_key)
 
 
 def _local_file(query: str, root: Path) -> Path:
-    values = parse_qs(query).get("d")
-    if not values or not values[0].strip():
+    # As Label Studio's /data/local-files/ view reads it: decoded once, the last d wins.
+    values = parse_qs(query, keep_blank_values=True).get("d")
+    if not values or not values[-1].strip():
         raise ImageSourceError("The local-files URL names no file (its ?d= is empty).")
-    wanted = values[0]  # parse_qs has percent-decoded it once, as Label Studio does
+    wanted = values[-1]
     # Label Studio writes "/" on every platform; ".." is refused before any resolving.
     posix = PurePosixPath(wanted.replace("\\", "/"))
     pieces = posix.parts
@@ -181,8 +189,8 @@ def _local_file(query: str, root: Path) -> Path:
             f"The local-files folder {root} does not exist; check "
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT."
         ) from None
-    # An absolute path must still lie inside the folder; a relative one is read from it.
-    candidate = Path(wanted) if posix.is_absolute() else allowed.joinpath(*pieces)
+    # "?d=" is always relative to the folder, a leading "/" too (Label Studio's rule).
+    candidate = allowed.joinpath(*[piece for piece in pieces if piece != "/"])
     try:
         target = candidate.resolve(strict=True)  # follows symlinks: checked below
     except OSError:
