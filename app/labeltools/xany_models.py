@@ -17,6 +17,8 @@ a test checks that the two agree.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -81,6 +83,33 @@ def models_response(model_label: str) -> dict[str, Any]:
     return {"success": True, "data": list_models(model_label)}
 
 
+def model_info(model_id: str, model_label: str) -> dict[str, Any]:
+    """The ``data`` of ``GET /v1/models/{model_id}/info``. Raises ``LabelToolError``."""
+    return {"model_id": model_id, **_metadata(_preset(model_id), model_label)}
+
+
+def image_bytes(image: Any, max_bytes: int) -> bytes:
+    """The encoded image of a ``/v1/predict`` request: ``image`` is a ``data:`` URI or bare
+    base64 (X-AnyLabeling sends the file's bytes as ``data:image/png;base64,…``).
+
+    Raises ``LabelToolError`` for a missing, undecodable or too large image.
+    """
+    if not isinstance(image, str) or not image.strip():
+        raise LabelToolError('The request has no "image" (a data: URI or base64 text).')
+    payload = image.split(",", 1)[1] if image.startswith("data:") and "," in image else image
+    if len(payload) > (max_bytes + 2) // 3 * 4 + 4:  # base64 grows 4/3: refuse before decoding
+        raise LabelToolError(f"The image is larger than {max_bytes:,} bytes, PaliDesk's limit.")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise LabelToolError('The "image" is not valid base64.') from None
+    if not data:
+        raise LabelToolError('The "image" is empty.')
+    if len(data) > max_bytes:
+        raise LabelToolError(f"The image is larger than {max_bytes:,} bytes, PaliDesk's limit.")
+    return data
+
+
 def request_for_predict(model_id: str, params: Mapping[str, Any] | None) -> TaskRequest:
     """The PaliDesk task a ``POST /v1/predict`` asks for.
 
@@ -91,11 +120,10 @@ def request_for_predict(model_id: str, params: Mapping[str, Any] | None) -> Task
     meaning and are ignored. Raises ``LabelToolError`` for an unknown model id or missing
     text, ``TaskError`` for text PaliGemma's prompt cannot take.
     """
-    preset = _BY_ID.get(model_id)
-    if preset is None:
-        known = ", ".join(_BY_ID)
-        raise LabelToolError(f'There is no model "{model_id}" here; PaliDesk offers: {known}.')
+    preset = _preset(model_id)
     values = params or {}
+    if not isinstance(values, Mapping):
+        raise LabelToolError('"params" must be a JSON object.')
     lang = values.get("lang", DEFAULT_LANGUAGE)
     if not isinstance(lang, str):
         raise TaskError('"lang" must be a language code such as "en".')
@@ -109,6 +137,14 @@ def request_for_predict(model_id: str, params: Mapping[str, Any] | None) -> Task
         request = _with_text(request, preset.field, text)
     build_prompt(request)  # raises TaskError with the sentence for a bad request
     return request
+
+
+def _preset(model_id: str) -> XAnyPreset:
+    preset = _BY_ID.get(model_id)
+    if preset is None:
+        known = ", ".join(_BY_ID)
+        raise LabelToolError(f'There is no model "{model_id}" here; PaliDesk offers: {known}.')
+    return preset
 
 
 def _with_text(request: TaskRequest, field: str, text: str) -> TaskRequest:
