@@ -12,8 +12,10 @@ byte for byte, quirks included, because Label Studio's front end decodes exactly
 - a lone value is written as a literal with a 3-bit length field of 0;
 - a run longer than 65,536 is split into runs of 65,536 plus the rest;
 - when the bits already fill whole bytes, a full zero byte is still appended.
-The sdk builds a string of '0'/'1' characters per run (seconds for a 12-megapixel mask);
-here every run becomes one integer field and numpy unpacks them all at once.
+The sdk builds a string of '0'/'1' characters per run; here every run becomes one integer
+field and numpy unpacks them all at once (on the shared dev machine: a 4000×3000 ellipse
+mask 58 ms vs the sdk's 53 ms, a 500×500 noise mask with 125k runs 37 ms vs 243 ms), and
+PaliDesk needs only numpy, not the sdk and its pinned OpenCV.
 tests/test_labeltools_label_studio.py compares the bytes with the sdk's.
 """
 
