@@ -50,7 +50,7 @@ def _check_shape_schema(shape: dict) -> None:
 
 
 def test_one_model_per_window_task_preset() -> None:
-    from app.ui.task_panel import PRESETS as WINDOW_PRESETS  # the window's list (Qt module)
+    from app.tasks.presets import PRESETS as WINDOW_PRESETS  # the window's list
 
     assert [(p.key, p.kind, p.caption_style, p.field) for p in PRESETS] == [
         (p.key, p.kind, p.caption_style, p.field) for p in WINDOW_PRESETS]

@@ -11,8 +11,7 @@ one loaded PaliGemma. Presets that need text (classes, a question…) show X-Any
 text box (``edit_text`` + ``button_send``, batch mode ``text_prompt``); the others a Run
 button.
 
-The preset list mirrors app/ui/task_panel.py's ``PRESETS`` (Qt, so not importable here);
-a test checks that the two agree.
+The preset list is the window's (``app.tasks.presets``), so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from typing import Any
 from app.errors import TaskError
 from app.labeltools.errors import LabelToolError
 from app.tasks.languages import DEFAULT_LANGUAGE
+from app.tasks.presets import PRESETS as TASK_PRESETS
 from app.tasks.prompts import CaptionStyle, TaskKind, TaskRequest, build_prompt
 
 MODEL_PREFIX = "palidesk-"
@@ -50,22 +50,18 @@ class XAnyPreset:
         return MODEL_PREFIX + self.key
 
 
-PRESETS: tuple[XAnyPreset, ...] = (
-    XAnyPreset("cap", "Caption — short", TaskKind.CAPTION, CaptionStyle.CAP),
-    XAnyPreset("caption", "Caption — COCO-style", TaskKind.CAPTION, CaptionStyle.CAPTION),
-    XAnyPreset("describe", "Caption — detailed", TaskKind.CAPTION, CaptionStyle.DESCRIBE),
-    XAnyPreset("ocr", "Read text (OCR)", TaskKind.OCR),
-    XAnyPreset("ask", "Ask a question", TaskKind.ASK, field="question",
-               hint="Type a question about the image"),
-    XAnyPreset("question", "Generate a question", TaskKind.QUESTION, field="answer",
-               hint="Type the answer the question should lead to"),
-    XAnyPreset("detect", "Detect objects", TaskKind.DETECT, field="classes",
-               hint="Objects to find, e.g. cat; dog (or cat, dog)"),
-    XAnyPreset("segment", "Segment", TaskKind.SEGMENT, field="classes",
-               hint="Objects to outline, e.g. cat; dog (or cat, dog)"),
-    XAnyPreset("custom", "Custom prompt", TaskKind.CUSTOM, field="prompt",
-               hint="Sent to the model exactly as typed"),
-)
+# What X-AnyLabeling's text box asks for, per preset that needs text.
+_HINTS = {
+    "ask": "Type a question about the image",
+    "question": "Type the answer the question should lead to",
+    "detect": "Objects to find, e.g. cat; dog (or cat, dog)",
+    "segment": "Objects to outline, e.g. cat; dog (or cat, dog)",
+    "custom": "Sent to the model exactly as typed",
+}
+# The window's task list (app.tasks.presets), one X-AnyLabeling model each.
+PRESETS: tuple[XAnyPreset, ...] = tuple(
+    XAnyPreset(p.key, p.label, p.kind, p.caption_style, p.field, _HINTS.get(p.key, ""))
+    for p in TASK_PRESETS)
 _BY_ID = {preset.model_id: preset for preset in PRESETS}
 
 
