@@ -39,7 +39,7 @@ def child(args: argparse.Namespace) -> int:
     from engine_bench import BareLoop
 
     from app.engine.llama_library import ensure_backend, use_extra_buffer_types
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     ensure_backend()
     path = ModelFolder(args.models).resolve(args.quant).text.path

@@ -29,7 +29,7 @@ def main() -> int:
     from app.engine import decode_threads
     from app.engine.engine import Engine, EngineConfig
     from app.engine.events import GenerationOptions
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     image = ROOT / "resources" / "verify-image.png"
     engine = Engine()

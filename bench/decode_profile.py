@@ -51,7 +51,7 @@ from engine_bench import DEFAULT_IMAGE, BareLoop  # noqa: E402
 from app.engine.engine import Engine, EngineConfig  # noqa: E402
 from app.engine.events import GenerationOptions, ResultEvent  # noqa: E402
 from app.engine.llama_library import ensure_backend, use_extra_buffer_types  # noqa: E402
-from app.models.model_folder import ModelFolder  # noqa: E402
+from app.model_files.model_folder import ModelFolder  # noqa: E402
 
 
 def med(xs: list[float]) -> float:
@@ -420,7 +420,7 @@ def main() -> int:
         tps = None
         if "lmhead" in record:
             tps = record["lmhead"]["median"]["logits"]["decode_tokens_per_s"]
-        from app.models.gguf_header import read_gguf_header
+        from app.model_files.gguf_header import read_gguf_header
         header_pair = pair if args.text_file is None else type(pair)(
             pair.folder, pair.quant, read_gguf_header(path), pair.vision)
         record["bytes"] = exp_bytes(header_pair, tps)

@@ -504,7 +504,7 @@ def main() -> int:
 
     from app.engine.engine import Engine, EngineConfig
     from app.engine.llama_library import use_extra_buffer_types
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     logging.basicConfig(level=logging.WARNING)
     parts = set(args.parts.split(","))

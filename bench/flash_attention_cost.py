@@ -59,7 +59,7 @@ def main() -> int:
 
     from app.engine.engine import Engine, EngineConfig
     from app.engine.events import GenerationOptions
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     images = sorted((ROOT / "tests" / "fixtures" / "images").glob("*.png"))
     pair = ModelFolder(args.model).resolve(args.quant)

@@ -29,8 +29,8 @@ from app.engine.llama_library import supports_gpu_offload  # noqa: E402
 from app.evaluation.peak_memory import PeakMemory  # noqa: E402
 from app.evaluation.speed_test import builtin_image, measure_quant  # noqa: E402
 from app.hardware import detect  # noqa: E402
+from app.model_files.model_folder import ModelFolder  # noqa: E402
 from app.models.fit import estimate  # noqa: E402
-from app.models.model_folder import ModelFolder  # noqa: E402
 
 MIB = 1024**2
 

@@ -32,7 +32,7 @@ from cpu_load import wait_quiet  # noqa: E402
 from engine_bench import BareLoop  # noqa: E402
 
 from app.engine.llama_library import ensure_backend, use_extra_buffer_types  # noqa: E402
-from app.models.model_folder import ModelFolder  # noqa: E402
+from app.model_files.model_folder import ModelFolder  # noqa: E402
 
 GROUPS = [
     ("matmul Q6_K (LM head, half of ffn_down, attn_v)", r"vec_dot_q6_K"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import CatalogError, PaliDeskError
+from app.model_files.gguf_header import read_gguf_header
 from app.models.catalog import (
     CATALOG,
     QUANTS,
@@ -15,7 +16,6 @@ from app.models.catalog import (
     find,
     tensor_nbytes,
 )
-from app.models.gguf_header import read_gguf_header
 from conftest import TINY
 
 FULL_3B = Path("/work/bench-models/pg2-3b-224-gguf")

@@ -14,10 +14,10 @@ from gguf import GGUFReader
 from app.convert.converter import convert_checkpoint
 from app.convert.vocab import vocab_from_sentencepiece, vocab_from_tokenizer_json
 from app.errors import Cancelled, ConversionError, ModelFolderError
-from app.models import gguf_keys as keys
-from app.models.gguf_header import read_gguf_header
-from app.models.manifest import read_manifest, sha256_of
-from app.models.model_folder import ModelFolder, check_pair
+from app.model_files import gguf_keys as keys
+from app.model_files.gguf_header import read_gguf_header
+from app.model_files.manifest import read_manifest, sha256_of
+from app.model_files.model_folder import ModelFolder, check_pair
 from app.progress import CancelFlag
 from conftest import TINY
 

@@ -11,7 +11,7 @@ from PIL import Image
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions, ResultEvent, TokenEvent
 from app.errors import EngineError, ImageError
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.progress import CancelFlag
 from conftest import IMAGES
 

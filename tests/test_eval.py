@@ -185,7 +185,7 @@ def test_eval_end_to_end_on_the_tiny_model(model_folder: Path, tmp_path: Path) -
 def test_cancel_keeps_what_is_done(model_folder: Path, tmp_path: Path) -> None:
     from app.evaluation.eval_images import collect_images
     from app.evaluation.eval_run import EvalPlan, plan_quants, run_eval
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
     from app.progress import CancelFlag
 
     quants, reference = plan_quants(ModelFolder(model_folder), ["Q8_0"], "F16")
@@ -211,7 +211,7 @@ def test_cancel_keeps_what_is_done(model_folder: Path, tmp_path: Path) -> None:
 def test_missing_quantization_is_a_plain_error(model_folder: Path) -> None:
     from app.errors import ModelFolderError
     from app.evaluation.eval_run import plan_quants
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     with pytest.raises(ModelFolderError, match="has no Q2_K text file"):
         plan_quants(ModelFolder(model_folder), ["Q2_K"])

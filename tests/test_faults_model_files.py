@@ -18,10 +18,10 @@ from app.convert.checkpoint import open_checkpoint
 from app.convert.safetensors_reader import read_header
 from app.engine.engine import Engine
 from app.errors import ConversionError, ModelFolderError
-from app.models.gguf_header import read_gguf_header
-from app.models.manifest import read_manifest
-from app.models.model_folder import ModelFolder
-from app.models.verification import STAMP_NAME
+from app.model_files.gguf_header import read_gguf_header
+from app.model_files.manifest import read_manifest
+from app.model_files.model_folder import ModelFolder
+from app.model_files.verification import STAMP_NAME
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,7 +196,7 @@ def test_a_file_of_another_size_is_refused_without_hashing(copy: Path) -> None:
 
 def test_an_unchanged_file_is_not_hashed_again(copy: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.models import verification
+    from app.model_files import verification
 
     hashed: list[Path] = []
     real = verification.sha256_of

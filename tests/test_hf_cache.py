@@ -17,7 +17,7 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub import snapshot_download
 from huggingface_hub.utils import close_session
 
-from app.models.hf_cache import (
+from app.model_files.hf_cache import (
     cached_checkpoints,
     find_cached_checkpoint,
     hub_cache_dir,

@@ -22,7 +22,7 @@ import pytest
 
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from conftest import IMAGES
 
 MODELS = ("pg2-tiny-224", "pg2-tiny-448")

@@ -143,8 +143,8 @@ def test_downloaded_and_imported_models_carry_their_real_name(tmp_path: Path) ->
     """Issue 8 item 9: every downloaded model used to be called "checkpoint" (the work
     folder's name), so the window showed that, a mix model was not told from a pretrained
     one, and two downloads looked alike to history."""
-    from app.models.gguf_header import read_gguf_header
-    from app.models.hf_cache import hub_cache_dir
+    from app.model_files.gguf_header import read_gguf_header
+    from app.model_files.hf_cache import hub_cache_dir
     from app.ui.engine_worker import checkpoint_kind
 
     models = InstalledModels(tmp_path / "models")

@@ -9,7 +9,7 @@ import pytest
 from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, TokenEvent
 from app.history import HistoryStore
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.session import JobOutcome, ModelIdentity, ResultStore, Session
 from app.session.job import CANCELLED, DONE, FAILED, SKIPPED, JobStarted
 from app.session.job_runner import execute_job

@@ -149,7 +149,7 @@ def test_raising_max_new_tokens_needs_no_reload_and_reaches_the_job(qtbot, tmp_p
 def test_the_engine_generates_past_512_tokens_and_refuses_more_than_its_context(tiny):
     from app.engine.events import GenerationOptions
     from app.errors import EngineError
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     engine = Engine()
     engine.load(ModelFolder(tiny).resolve("F16"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from app.engine.engine import EngineConfig
 from app.engine.events import GenerationOptions
-from app.models.model_folder import ModelFolder, ModelPair
+from app.model_files.model_folder import ModelFolder, ModelPair
 from app.tasks import TaskRequest, build_prompt
 
 

@@ -16,7 +16,7 @@ from app.batch.results_log import KnownResults
 from app.engine.engine import Engine
 from app.errors import EngineError, PaliDeskError
 from app.history.history_record import file_sha256
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.tasks.task_runner import TaskResult, run_task
 
 OutcomeKind = Literal["skipped", "duplicate", "labelled", "failed"]

@@ -11,7 +11,7 @@ from app.cli.interrupt import cancel_on_interrupt
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import ImageError
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.progress import CancelFlag
 from app.tasks import CaptionStyle, TaskKind, TaskRequest, build_prompt, parse_classes
 from app.tasks.task_runner import ObjectEvent, TaskResult, run_task

@@ -37,6 +37,7 @@ from app.errors import (
     NetworkError,
     PaliDeskError,
 )
+from app.model_files.hf_cache import hub_cache_dir, remember_ref
 from app.models.catalog import VariantDims, check_catalog_shapes, read_config_dims
 from app.models.checksums import file_matches
 from app.models.disk_space import (
@@ -48,7 +49,6 @@ from app.models.disk_space import (
     same_disk,
 )
 from app.models.download_progress import ByteProgress
-from app.models.hf_cache import hub_cache_dir, remember_ref
 from app.models.hub_errors import hub_errors
 from app.models.hub_files import DownloadPlan, RemoteFile, hub_endpoint, hub_host, plan_download
 from app.progress import CancelFlag, ProgressCallback, no_progress

@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 from app.errors import CatalogError
 from app.hardware import GpuInfo, HardwareReport, format_gb
-from app.models import gguf_keys as keys
+from app.model_files import gguf_keys as keys
+from app.model_files.decoder_shape import DecoderShape, shape_fields
+from app.model_files.gguf_header import GGUFHeader
+from app.model_files.model_folder import ModelFolder
 from app.models.catalog import QUANTS, CatalogEntry, tensor_nbytes
 from app.models.decode_speed import SpeedFigure, bytes_per_token, cpu_speeds
-from app.models.decoder_shape import DecoderShape, shape_fields
-from app.models.gguf_header import GGUFHeader
-from app.models.model_folder import ModelFolder
 from app.settings.validation import MAX_NEW_TOKENS
 
 MIB = 1024**2

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.hardware import HardwareReport, detect, format_gb
+from app.model_files.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
 from app.models.catalog import CATALOG, CatalogEntry
 from app.models.disk_space import format_size
 from app.models.fit import FitChoice, choose, fit_badge
-from app.models.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
 from app.models.installed import InstalledModels, Leftover
 from app.models.mask_decoder import decoder_problem, import_decoder, masks_weights_path
 from app.models.measured_speed import describe_speed, speeds_here

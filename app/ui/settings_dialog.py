@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
 
 from app.errors import ModelFolderError, PaliDeskError
 from app.hardware import HardwareReport, detect
+from app.model_files.model_folder import ModelFolder
 from app.models.fit import choose, fit_badge
 from app.models.measured_speed import describe_speed, speeds_here
-from app.models.model_folder import ModelFolder
 from app.settings.settings import Settings
 from app.settings.validation import MAX_NEW_TOKENS
 

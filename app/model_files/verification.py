@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.atomic_files import write_text_atomic
 from app.errors import ModelFolderError
-from app.models.manifest import ModelFile, read_manifest, sha256_of
+from app.model_files.manifest import ModelFile, read_manifest, sha256_of
 
 STAMP_NAME = ".verified.json"
 
