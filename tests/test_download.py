@@ -49,8 +49,8 @@ from app.models.download import (
     plan_download,
     write_error,
 )
-from app.models.download_progress import ByteProgress, format_duration
-from app.progress import CancelFlag, ProgressEvent
+from app.models.download_progress import ByteProgress
+from app.progress import CancelFlag, ProgressEvent, format_duration
 from conftest import TINY
 
 SRC = TINY / "pg2-tiny-224"

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 
 from app.models.disk_space import format_size
-from app.progress import ProgressCallback, ProgressEvent
+from app.progress import ProgressCallback, ProgressEvent, format_duration
 
 STAGE = "download"
 # At most this many events a second reach the callback (a fast link yields thousands of
@@ -18,16 +18,6 @@ SPEED_WINDOW_S = 5.0
 SAMPLE_STEP_S = 0.1
 # A speed measured over less time than this is noise (the first chunk of a small file).
 MIN_MEASURE_S = 0.5
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as people say them: 45 s, 3 min 20 s, 1 h 05 min."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class ByteProgress:
