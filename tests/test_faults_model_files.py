@@ -199,8 +199,8 @@ def test_an_unchanged_file_is_not_hashed_again(copy: Path,
     from app.model_files import verification
 
     hashed: list[Path] = []
-    real = verification.sha256_of
-    monkeypatch.setattr(verification, "sha256_of", lambda p: hashed.append(p) or real(p))
+    real = verification.file_sha256
+    monkeypatch.setattr(verification, "file_sha256", lambda p: hashed.append(p) or real(p))
     pair = ModelFolder(copy).resolve()
     verification.verify_files(copy, (pair.text.path.name, pair.vision.path.name))
     assert hashed == []  # the stamps written at conversion still hold

@@ -10,6 +10,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
+from app.tasks.mask_rle import ObjectMask
 from app.tasks.parsing import DetectedObject
 from app.ui.image_view import EMPTY_HINT, ImageView
 from app.ui.label_colors import color_for_label, text_color_on
@@ -73,35 +74,33 @@ def test_text_colour_contrasts_with_the_label_colour() -> None:
     assert text_color_on(QColor("navy")) == QColor("white")
 
 
-def test_set_mask_fills_the_box_where_mask_is_positive(view: ImageView) -> None:
+def test_an_objects_mask_fills_its_pixels_under_the_box(view: ImageView) -> None:
     view.show_image(WIDE)
-    person = _obj("person", (40.0, 30.0, 140.0, 90.0))
+    pixels = np.zeros((240, 320), dtype=bool)
+    pixels[30:90, 40:90] = True  # the left half of the box below
+    person = DetectedObject(label="person", box=(40.0, 30.0, 140.0, 90.0), loc=(0, 0, 0, 0),
+                            mask=ObjectMask.from_array(pixels))
     view.add_object(person)
-    mask = np.full((16, 16), -1.0, dtype=np.float32)
-    mask[:, :8] = 1.0  # left half inside the object
-    view.set_mask(person, mask)
     (item,) = view.mask_items()
-    assert item.mapRectToScene(item.boundingRect()) == QRectF(40.0, 30.0, 100.0, 60.0)
+    # Only the rectangle around the mask's pixels becomes a pixmap, at its image pixels.
+    assert item.mapRectToScene(item.boundingRect()) == QRectF(40.0, 30.0, 50.0, 60.0)
     image = item.pixmap().toImage()
-    assert (image.width(), image.height()) == (100, 60)
-    left, right = image.pixelColor(10, 30), image.pixelColor(90, 30)
-    expected = color_for_label("person")
-    assert left.alpha() == 90
+    inside, expected = image.pixelColor(10, 30), color_for_label("person")
+    assert inside.alpha() == 90
     # The pixmap stores premultiplied alpha, so channels may round by a step or two.
-    assert abs(left.red() - expected.red()) <= 3
-    assert abs(left.green() - expected.green()) <= 3
-    assert abs(left.blue() - expected.blue()) <= 3
-    assert right.alpha() == 0
-    view.set_mask(person, mask)  # again: replaces, does not stack
-    assert len(view.mask_items()) == 1
-    with pytest.raises(ValueError):
-        view.set_mask(person, np.zeros(5))
+    assert abs(inside.red() - expected.red()) <= 3
+    assert abs(inside.green() - expected.green()) <= 3
+    assert abs(inside.blue() - expected.blue()) <= 3
+    view.set_objects([person])  # shown again (a result reopened): replaces, does not stack
+    assert len(view.mask_items()) == 1 and len(view.overlay_items()) == 1
 
 
-def test_set_mask_adds_an_object_not_yet_shown(view: ImageView) -> None:
+def test_an_empty_mask_leaves_the_box_alone(view: ImageView) -> None:
     view.show_image(WIDE)
-    view.set_mask(_obj("tree", (0, 0, 10, 10)), np.ones((4, 4)))
-    assert len(view.overlay_items()) == 1 and len(view.mask_items()) == 1
+    empty = ObjectMask.from_array(np.zeros((240, 320), dtype=bool))
+    view.add_object(DetectedObject(label="tree", box=(0, 0, 10, 10), loc=(0, 0, 0, 0),
+                                   mask=empty))
+    assert len(view.overlay_items()) == 1 and view.mask_items() == []
 
 
 def test_zoom_changes_the_transform_and_fit_resets_it(qtbot, view: ImageView) -> None:
