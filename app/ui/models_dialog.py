@@ -34,6 +34,7 @@ from app.models.measured_speed import describe_speed, speeds_here
 from app.models.prepare import PrepareRequest
 from app.models.recommend import recommend
 from app.progress import ProgressEvent
+from app.ui.failures import failure_text
 from app.ui.mask_decoder_worker import MaskDecoderThread
 from app.ui.prepare_worker import PrepareThread
 
@@ -254,7 +255,7 @@ class ModelsDialog(QDialog):
         try:
             self.models.remove(name)
         except Exception as exc:
-            self.status.setText(str(exc))
+            self.status.setText(failure_text(exc, f"removing {name}"))
         self.refresh_installed()
 
     def clean_up(self) -> None:
@@ -265,7 +266,7 @@ class ModelsDialog(QDialog):
         try:
             freed = self.models.clean_up()
         except Exception as exc:
-            self.status.setText(str(exc))
+            self.status.setText(failure_text(exc, "cleaning up unfinished downloads"))
         else:
             self.status.setText(f"Deleted {len(leftovers)} unfinished download(s); "
                                 f"{format_size(freed)} freed.")
@@ -318,8 +319,8 @@ class ModelsDialog(QDialog):
             return
         try:
             import_decoder(self.models.models_dir, chosen)
-        except Exception as exc:  # PaliDeskError: a sentence; anything else: still say it
-            self.status.setText(str(exc))
+        except Exception as exc:
+            self.status.setText(failure_text(exc, "importing the mask decoder"))
         else:
             self.status.setText(f"Installed the mask decoder from {chosen.name}.")
         self.refresh_decoder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from app.models.measured_speed import describe_speed, speeds_here
 from app.settings.settings import Settings
 from app.settings.validation import MAX_NEW_TOKENS
 
+log = logging.getLogger(__name__)
+
 AUTOMATIC_QUANT = "auto"
 AUTOMATIC_QUANT_LABEL = "Automatic (best installed)"
 ERROR_STYLE = "color: #c62828;"
@@ -57,7 +60,8 @@ def gpu_offload_available() -> bool | None:
         from app.engine.llama_library import supports_gpu_offload
 
         return supports_gpu_offload()
-    except Exception:
+    except Exception:  # the dialog still opens; the log says why the answer is unknown
+        log.warning("could not tell whether this llama.cpp build can use a GPU", exc_info=True)
         return None
 
 
