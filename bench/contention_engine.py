@@ -1,6 +1,6 @@
 """The engine's per-task thread choice under contention, against the fixed 2-thread loop.
 
-    .venv/bin/python bench/contention_engine.py --model /work/bench-models/pg2-3b-224-gguf
+    .venv/bin/python bench/contention_engine.py --model $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf
 
 Runs the real Engine (Q4_K_M, 2 threads) three ways in one process: idle machine; a busy
 process of our own holding one core with the fallback on (the default); and the same

@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_models import BENCH_MODELS
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
@@ -348,7 +350,7 @@ def exp_bytes(pair, tps: float | None) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=Path("/work/bench-models/pg2-3b-224-gguf"))
+    parser.add_argument("--models", type=Path, default=BENCH_MODELS / "pg2-3b-224-gguf")
     parser.add_argument("--quant", default="Q4_K_M")
     parser.add_argument("--text-file", type=Path,
                         help="another text GGUF of the same model (e.g. other token_embd type)")

@@ -1,7 +1,7 @@
 """How close ``app.models.fit``'s estimate is to what llama.cpp allocates (CPU buffers).
 
     .venv/bin/python bench/fit_accuracy.py \\
-        --full /work/bench-models/pg2-3b-224-gguf --threads 2
+        --full $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf --threads 2
 
 Three parts, each printed as a table and saved to ``bench/results/fit-accuracy-<time>.json``:
 

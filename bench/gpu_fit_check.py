@@ -1,6 +1,6 @@
 """On an NVIDIA GPU: the fit estimate against what NVML measures, and the speed figures.
 
-    python bench/gpu_fit_check.py --folder /work/bench-models/pg2-3b-224-gguf \\
+    python bench/gpu_fit_check.py --folder $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf \\
         --quants F16,Q8_0,Q4_K_M
 
 For each quantization, fully offloaded (``gpu_layers = -1``): the GPU memory this process
