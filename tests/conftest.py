@@ -54,6 +54,39 @@ def converted(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+@pytest.fixture(scope="session")
+def mask_decoder_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random mask decoder (tests/mask_weights.py) as vae-oid.npz; read-only: a test that
+    changes it works on a copy."""
+    from mask_weights import write_random_decoder
+
+    return write_random_decoder(tmp_path_factory.mktemp("decoder") / "vae-oid.npz")
+
+
+@pytest.fixture
+def image_view(qtbot):
+    """An ImageView shown at 640x480 (offscreen), ready for images and overlays."""
+    from app.ui.image_view import ImageView
+
+    widget = ImageView()
+    qtbot.addWidget(widget)
+    widget.resize(640, 480)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+@pytest.fixture
+def result_store(tmp_path: Path):
+    """A ResultStore over a new history database in ``tmp_path``, closed afterwards."""
+    from app.history import HistoryStore
+    from app.session import ResultStore
+
+    history = HistoryStore(tmp_path / "history.sqlite3")
+    yield ResultStore(history)
+    history.close()
+
+
 @pytest.fixture(autouse=True)
 def collect_qt_garbage():
     """Collect each test's garbage in the main thread: a widget left in a reference cycle
