@@ -31,6 +31,29 @@ for _variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
     os.environ[_variable] = str(_USER_FOLDERS / _variable.lower())
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _pin_this_xdist_worker() -> None:
+    """Give each xdist worker CPUs of its own, which the model threads and the CLI runs it
+    starts inherit (the engine's default thread count is the CPUs it may use).
+
+    llama.cpp's threads wait for each other after every graph node: two workers running
+    2-thread models on 2 shared cores slowed each other many times over (docs/packaging.md,
+    "The test suite"), so each worker is a smaller machine instead. A test that needs more
+    threads than its worker has (tests/test_determinism.py) widens its own subprocess.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... in a worker
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if count > len(cpus):
+        return  # more workers than CPUs: nothing to divide
+    os.environ.setdefault("PALIDESK_TEST_ALL_CPUS", ",".join(map(str, cpus)))
+    os.sched_setaffinity(0, cpus[int(worker[2:]) % count::count])
+
+
+_pin_this_xdist_worker()
 TINY = FIXTURES / "tiny"
 IMAGES = FIXTURES / "images"
 

@@ -22,7 +22,7 @@ FORCED = GenerationOptions(max_new_tokens=12, stop_at_eos=False)
 @pytest.fixture(scope="module")
 def engine(converted):
     engine = Engine()
-    engine.load(ModelFolder(converted("pg2-tiny-224")).resolve("F16"), EngineConfig(threads=2))
+    engine.load(ModelFolder(converted("pg2-tiny-224")).resolve("F16"), EngineConfig(threads=1))
     yield engine
     engine.close()
 

@@ -141,7 +141,7 @@ def test_eval_end_to_end_on_the_tiny_model(model_folder: Path, tmp_path: Path) -
         [sys.executable, "-m", "app.cli.main", "eval", "--model", model_folder,
          "--quant", "F16,Q8_0", "--reference", "F16", "--task", "detect",
          "--truth", coco_truth(tmp_path), "--images", IMAGES, "--out", out,
-         "--max-tokens", "24", "--threads", "2"],
+         "--max-tokens", "24", "--threads", "1"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "F16" in done.stdout and "Q8_0" in done.stdout
@@ -192,7 +192,7 @@ def test_cancel_keeps_what_is_done(model_folder: Path, tmp_path: Path) -> None:
     assert (quants, reference) == (["F16", "Q8_0"], "F16")
     images = collect_images("caption", None, None, IMAGES)
     plan = EvalPlan(model_folder, "caption", quants, reference, images, tmp_path / "out",
-                    max_new_tokens=8, threads=2)
+                    max_new_tokens=8, threads=1)
     cancel = CancelFlag()
 
     def progress(event) -> None:

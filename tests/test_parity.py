@@ -44,7 +44,7 @@ def engines(converted):
     def get(model: str, quant: str) -> Engine:
         if (model, quant) not in loaded:
             engine = Engine()
-            engine.load(ModelFolder(converted(model)).resolve(quant), EngineConfig(threads=2))
+            engine.load(ModelFolder(converted(model)).resolve(quant), EngineConfig(threads=1))
             loaded[(model, quant)] = engine
         return loaded[(model, quant)]
 

@@ -28,7 +28,7 @@ FIXTURE_IMAGES = ("noise_97x150.png", "shapes_320x240.png", "strokes_500x500.png
 def _window(qtbot, tmp_path: Path, folder: Path | None, **overrides) -> MainWindow:
     store = SettingsStore(tmp_path / "config" / "settings.json")
     settings = Settings(model_folder=str(folder) if folder else None, quantization="F16",
-                        threads=2, last_task="detect", detect_classes="cat",
+                        threads=1, last_task="detect", detect_classes="cat",
                         max_new_tokens=8)
     for key, value in overrides.items():
         setattr(settings, key, value)
@@ -314,7 +314,7 @@ def test_closing_during_a_slow_load_waits_for_it_instead_of_aborting(
 
     monkeypatch.setattr(Engine, "load", slow_load)
     store = SettingsStore(tmp_path / "config" / "settings.json")
-    store.save(Settings(model_folder=str(tiny), quantization="F16", threads=2))
+    store.save(Settings(model_folder=str(tiny), quantization="F16", threads=1))
     win = MainWindow(store, HistoryStore(tmp_path / "data" / "history.sqlite3"),
                      tmp_path / "cache")
     qtbot.addWidget(win)
