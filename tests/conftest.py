@@ -124,6 +124,28 @@ def result_store(tmp_path: Path):
     history.close()
 
 
+@pytest.fixture
+def private_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private HF_HOME (returned); no real token, cache, telemetry, proxy or offline switch
+    of the person running the tests. Pooled connections are closed afterwards, so none to
+    a stopped fake hub outlives the test."""
+    from huggingface_hub import constants as hf_constants
+    from huggingface_hub.utils import close_session
+
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE",
+                 "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    # huggingface_hub reads these at import; patch the values it uses now.
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    yield home
+    close_session()
+
+
 @pytest.fixture(autouse=True)
 def collect_qt_garbage():
     """Collect each test's garbage in the main thread: a widget left in a reference cycle

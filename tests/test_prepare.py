@@ -17,11 +17,8 @@ SRC = TINY / "pg2-tiny-224"
 
 
 @pytest.fixture(autouse=True)
-def private_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def private_hf_cache(private_hub: Path) -> None:
     """Never look into (or write to) the Hugging Face cache of the person running tests."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
 
 
 def test_import_a_hugging_face_folder(tmp_path: Path) -> None:
