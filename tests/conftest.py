@@ -31,6 +31,8 @@ for _variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
     os.environ[_variable] = str(_USER_FOLDERS / _variable.lower())
 
 FIXTURES = Path(__file__).parent / "fixtures"
+TINY = FIXTURES / "tiny"
+IMAGES = FIXTURES / "images"
 
 
 def _pin_this_xdist_worker() -> None:
@@ -54,8 +56,6 @@ def _pin_this_xdist_worker() -> None:
 
 
 _pin_this_xdist_worker()
-TINY = FIXTURES / "tiny"
-IMAGES = FIXTURES / "images"
 
 
 @pytest.fixture(scope="session")
