@@ -42,7 +42,7 @@ class WindowResult(Protocol):
     seconds: float
 
 
-class WindowCheck(Protocol):
+class CheckWindow(Protocol):
     """The window half (app.ui.selftest_window.check_window). The caller hands it in: this
     module is Qt-free, so it never imports app.ui itself."""
 
@@ -62,7 +62,7 @@ def builtin_image() -> Path:
     return Path(os.environ.get(IMAGE_ENV) or resource_path("verify-image.png"))
 
 
-def run_self_test(check_window: WindowCheck, out: TextIO | None = None) -> int:
+def run_self_test(check_window: CheckWindow, out: TextIO | None = None) -> int:
     """Run every step, printing one line each; returns the exit status (0 = passed)."""
     out = out or sys.stdout
 
@@ -84,7 +84,7 @@ def run_self_test(check_window: WindowCheck, out: TextIO | None = None) -> int:
     return 0
 
 
-def _check(say: Say, check_window: WindowCheck) -> None:
+def _check(say: Say, check_window: CheckWindow) -> None:
     from app.build_info import gpu_build_advice, read_build_info
 
     frozen = bool(getattr(sys, "frozen", False))
