@@ -146,6 +146,17 @@ def private_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     close_session()
 
 
+@pytest.fixture(scope="session")
+def tiny_f16(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pg2-tiny-224 converted to F16 only (``--model`` then needs no ``--quant``);
+    read-only: a test that changes model files works on a copy."""
+    from app.convert.converter import convert_checkpoint
+
+    out = tmp_path_factory.mktemp("tiny-f16") / "tiny"
+    convert_checkpoint(TINY / "pg2-tiny-224", out, "f16")
+    return out
+
+
 @pytest.fixture(autouse=True)
 def collect_qt_garbage():
     """Collect each test's garbage in the main thread: a widget left in a reference cycle

@@ -27,20 +27,11 @@ from conftest import TINY
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from app.convert.converter import convert_checkpoint
-
-    out = tmp_path_factory.mktemp("faults-models") / "tiny"
-    convert_checkpoint(TINY / "pg2-tiny-224", out, "f16")
-    return out
-
-
 @pytest.fixture
-def copy(model_dir: Path, tmp_path: Path) -> Path:
+def copy(tiny_f16: Path, tmp_path: Path) -> Path:
     """A private copy of the model folder (times kept, so its verified stamps hold)."""
     target = tmp_path / "model"
-    shutil.copytree(model_dir, target)
+    shutil.copytree(tiny_f16, target)
     return target
 
 
