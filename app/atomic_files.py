@@ -38,12 +38,18 @@ def atomic_path(final: Path, *, reuse_leftover: bool = False) -> Iterator[Path]:
         temp = Path(name)
     try:
         yield temp
-        _sync(temp)
-        os.chmod(temp, _mode_for(final))
-        os.replace(temp, final)
+        move_into_place(temp, final)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def move_into_place(temp: Path, final: Path) -> None:
+    """Give a finished file beside ``final`` (e.g. a download that resumed over several
+    runs) its final name: flushed to disk, with ``final``'s mode, renamed. Raises OSError."""
+    _sync(temp)
+    os.chmod(temp, _mode_for(final))
+    os.replace(temp, final)
 
 
 def write_text_atomic(path: Path, text: str, *, newline: str | None = None) -> None:

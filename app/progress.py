@@ -47,3 +47,13 @@ class CancelFlag:
     def check(self, what: str = "The operation") -> None:
         if self._event.is_set():
             raise Cancelled(f"{what} was cancelled.")
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as people say them: 45 s, 3 min 20 s, 1 h 05 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

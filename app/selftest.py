@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from app import __version__
 from app.errors import PaliDeskError
@@ -36,6 +36,20 @@ FAILED = "self-test FAILED"
 Say = Callable[[str, str], None]
 
 
+class WindowResult(Protocol):
+    tokens: list[int]
+    stop_reason: str
+    seconds: float
+
+
+class CheckWindow(Protocol):
+    """The window half (app.ui.selftest_window.check_window). The caller hands it in: this
+    module is Qt-free, so it never imports app.ui itself."""
+
+    def __call__(self, model: Path, image: Path, *, gpu_layers: int, timeout_s: float,
+                 say: Say) -> WindowResult: ...
+
+
 class SelfTestFailure(PaliDeskError):
     """A self-test step did not pass; the message says which and why."""
 
@@ -48,7 +62,7 @@ def builtin_image() -> Path:
     return Path(os.environ.get(IMAGE_ENV) or resource_path("verify-image.png"))
 
 
-def run_self_test(out: TextIO | None = None) -> int:
+def run_self_test(check_window: CheckWindow, out: TextIO | None = None) -> int:
     """Run every step, printing one line each; returns the exit status (0 = passed)."""
     out = out or sys.stdout
 
@@ -58,7 +72,7 @@ def run_self_test(out: TextIO | None = None) -> int:
     started = time.monotonic()
     print(f"PaliDesk {__version__} self-test", file=out, flush=True)
     try:
-        _check(say)
+        _check(say, check_window)
     except SelfTestFailure as exc:
         print(f"{FAILED}: {exc}", file=out, flush=True)
         return 1
@@ -70,7 +84,7 @@ def run_self_test(out: TextIO | None = None) -> int:
     return 0
 
 
-def _check(say: Say) -> None:
+def _check(say: Say, check_window: CheckWindow) -> None:
     from app.build_info import gpu_build_advice, read_build_info
 
     frozen = bool(getattr(sys, "frozen", False))
@@ -95,9 +109,6 @@ def _check(say: Say) -> None:
         raise SelfTestFailure(f"the built-in model is missing: no manifest.json in {model}")
     if not image.is_file():
         raise SelfTestFailure(f"the built-in image is missing: {image}")
-
-    # Only app/ui imports Qt; the window part lives there.
-    from app.ui.selftest_window import check_window
 
     result = check_window(model, image, gpu_layers=-1 if offload else 0,
                           timeout_s=_timeout(), say=say)

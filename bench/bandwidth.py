@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from bench_models import BENCH_MODELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_load import OtherLoad
@@ -77,7 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tmp", type=Path, default=Path("/work/bench-models"))
+    parser.add_argument("--tmp", type=Path, default=BENCH_MODELS)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     nbytes = int(args.gib * 2**30) // 8 * 8

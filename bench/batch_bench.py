@@ -1,7 +1,7 @@
 """Throughput of `palidesk batch`: local vs `--ray local`, and what Ray's start-up costs.
 
     .venv/bin/python bench/batch_bench.py                       # tiny test model, 40 images
-    .venv/bin/python bench/batch_bench.py --model /work/bench-models/pg2-3b-224-gguf \\
+    .venv/bin/python bench/batch_bench.py --model $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf \\
         --quant Q4_K_M --images 8 --tokens 16
 
 Each configuration is one real `palidesk batch` process over the same freshly made

@@ -1,7 +1,7 @@
 """Speed of the installed app (an unpacked release .deb) vs the source build, in one run.
 
     .venv/bin/python bench/bundle_vs_source.py --deb dist/palidesk_0.1.0_amd64-cpu.deb \\
-        --model /work/bench-models/pg2-3b-224-gguf --quant Q4_K_M --rounds 3
+        --model $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf --quant Q4_K_M --rounds 3
 
 Arms, each a fresh ``palidesk run --json`` process per round (caption, greedy,
 ``--tokens`` new tokens, ``--threads``), the order rotated every round so that all arms

@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_models import BENCH_MODELS
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
@@ -39,7 +41,7 @@ def child(args: argparse.Namespace) -> int:
     from engine_bench import BareLoop
 
     from app.engine.llama_library import ensure_backend, use_extra_buffer_types
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     ensure_backend()
     path = ModelFolder(args.models).resolve(args.quant).text.path
@@ -56,7 +58,7 @@ def child(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=Path("/work/bench-models/pg2-3b-224-gguf"))
+    parser.add_argument("--models", type=Path, default=BENCH_MODELS / "pg2-3b-224-gguf")
     parser.add_argument("--quant", default="Q4_K_M")
     parser.add_argument("--tokens", type=int, default=10)
     parser.add_argument("--prefix", type=int, default=260)

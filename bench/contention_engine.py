@@ -1,6 +1,6 @@
 """The engine's per-task thread choice under contention, against the fixed 2-thread loop.
 
-    .venv/bin/python bench/contention_engine.py --model /work/bench-models/pg2-3b-224-gguf
+    .venv/bin/python bench/contention_engine.py --model $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf
 
 Runs the real Engine (Q4_K_M, 2 threads) three ways in one process: idle machine; a busy
 process of our own holding one core with the fallback on (the default); and the same
@@ -29,7 +29,7 @@ def main() -> int:
     from app.engine import decode_threads
     from app.engine.engine import Engine, EngineConfig
     from app.engine.events import GenerationOptions
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     image = ROOT / "resources" / "verify-image.png"
     engine = Engine()

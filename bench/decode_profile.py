@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_models import BENCH_MODELS
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
@@ -51,7 +53,7 @@ from engine_bench import DEFAULT_IMAGE, BareLoop  # noqa: E402
 from app.engine.engine import Engine, EngineConfig  # noqa: E402
 from app.engine.events import GenerationOptions, ResultEvent  # noqa: E402
 from app.engine.llama_library import ensure_backend, use_extra_buffer_types  # noqa: E402
-from app.models.model_folder import ModelFolder  # noqa: E402
+from app.model_files.model_folder import ModelFolder  # noqa: E402
 
 
 def med(xs: list[float]) -> float:
@@ -348,7 +350,7 @@ def exp_bytes(pair, tps: float | None) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=Path("/work/bench-models/pg2-3b-224-gguf"))
+    parser.add_argument("--models", type=Path, default=BENCH_MODELS / "pg2-3b-224-gguf")
     parser.add_argument("--quant", default="Q4_K_M")
     parser.add_argument("--text-file", type=Path,
                         help="another text GGUF of the same model (e.g. other token_embd type)")
@@ -420,7 +422,7 @@ def main() -> int:
         tps = None
         if "lmhead" in record:
             tps = record["lmhead"]["median"]["logits"]["decode_tokens_per_s"]
-        from app.models.gguf_header import read_gguf_header
+        from app.model_files.gguf_header import read_gguf_header
         header_pair = pair if args.text_file is None else type(pair)(
             pair.folder, pair.quant, read_gguf_header(path), pair.vision)
         record["bytes"] = exp_bytes(header_pair, tps)

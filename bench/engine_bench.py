@@ -1,8 +1,8 @@
 """Speed of PaliDesk's engine vs a bare llama.cpp loop (ceiling) and transformers (baseline).
 
     .venv/bin/python bench/engine_bench.py \\
-        --models /work/bench-models/pg2-3b-224-gguf \\
-        --hf /work/bench-models/pg2-3b-224-random \\
+        --models $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf \\
+        --hf $PALIDESK_BENCH_MODELS/pg2-3b-224-random \\
         --quants F16,Q8_0,Q4_K_M --threads 2 --tokens 32 --repeats 3
 
 Models: a full-size random-weight PaliGemma 2 3B-224 (``bench/make_fullsize_random.py``),
@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from bench_models import BENCH_MODELS
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -470,8 +471,8 @@ def print_table(summary: dict, quants: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", type=Path, default=Path("/work/bench-models/pg2-3b-224-gguf"))
-    parser.add_argument("--hf", type=Path, default=Path("/work/bench-models/pg2-3b-224-random"),
+    parser.add_argument("--models", type=Path, default=BENCH_MODELS / "pg2-3b-224-gguf")
+    parser.add_argument("--hf", type=Path, default=BENCH_MODELS / "pg2-3b-224-random",
                         help="the HF checkpoint for the transformers baseline")
     parser.add_argument("--quants", default="F16,Q8_0,Q4_K_M")
     parser.add_argument("--threads", type=int, default=2)
@@ -504,7 +505,7 @@ def main() -> int:
 
     from app.engine.engine import Engine, EngineConfig
     from app.engine.llama_library import use_extra_buffer_types
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     logging.basicConfig(level=logging.WARNING)
     parts = set(args.parts.split(","))

@@ -1,7 +1,7 @@
 """How close ``app.models.fit_estimate``'s estimate is to what llama.cpp allocates (CPU buffers).
 
     .venv/bin/python bench/fit_accuracy.py \\
-        --full /work/bench-models/pg2-3b-224-gguf --threads 2
+        --full $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf --threads 2
 
 Three parts, each printed as a table and saved to ``bench/results/fit-accuracy-<time>.json``:
 
@@ -45,6 +45,8 @@ from PIL import Image  # noqa: E402
 
 from app.engine.engine import Engine, EngineConfig  # noqa: E402
 from app.engine.llama_library import ensure_backend  # noqa: E402
+from app.model_files.gguf_header import read_gguf_header  # noqa: E402
+from app.model_files.model_folder import ModelFolder  # noqa: E402
 from app.models.catalog import SIZES, VariantDims, find, tensor_nbytes  # noqa: E402
 from app.models.fit_estimate import (  # noqa: E402
     ContextNeeds,
@@ -54,8 +56,6 @@ from app.models.fit_estimate import (  # noqa: E402
     text_compute_bytes,
     vision_compute_bytes,
 )
-from app.models.gguf_header import read_gguf_header  # noqa: E402
-from app.models.model_folder import ModelFolder  # noqa: E402
 
 MIB = 1024**2
 TINY = ROOT / "tests" / "fixtures" / "tiny" / "pg2-tiny-224"

@@ -1,6 +1,6 @@
 """What turning flash attention off in the decoder costs (the price of deterministic output).
 
-    .venv/bin/python bench/flash_attention_cost.py --model /work/bench-models/pg2-3b-224-gguf
+    .venv/bin/python bench/flash_attention_cost.py --model $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf
 
 Loads the same model twice in one process, decoder flash attention on (llama.cpp's CPU
 default) and off (PaliDesk's setting since issue 10), and alternates them for
@@ -59,7 +59,7 @@ def main() -> int:
 
     from app.engine.engine import Engine, EngineConfig
     from app.engine.events import GenerationOptions
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     images = sorted((ROOT / "tests" / "fixtures" / "images").glob("*.png"))
     pair = ModelFolder(args.model).resolve(args.quant)

@@ -1,6 +1,6 @@
 """On an NVIDIA GPU: the fit estimate against what NVML measures, and the speed figures.
 
-    python bench/gpu_fit_check.py --folder /work/bench-models/pg2-3b-224-gguf \\
+    python bench/gpu_fit_check.py --folder $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf \\
         --quants F16,Q8_0,Q4_K_M
 
 For each quantization, fully offloaded (``gpu_layers = -1``): the GPU memory this process
@@ -29,8 +29,8 @@ from app.engine.llama_library import supports_gpu_offload  # noqa: E402
 from app.evaluation.peak_memory import PeakMemory  # noqa: E402
 from app.evaluation.speed_test import builtin_image, measure_quant  # noqa: E402
 from app.hardware import detect  # noqa: E402
+from app.model_files.model_folder import ModelFolder  # noqa: E402
 from app.models.fit_estimate import estimate  # noqa: E402
-from app.models.model_folder import ModelFolder  # noqa: E402
 
 MIB = 1024**2
 

@@ -3,7 +3,7 @@
 Real shapes, real vocabulary size, real config; random bf16 values. No real weights are
 needed to measure speed, and none are downloaded. Run from the repository root::
 
-    .venv/bin/python bench/make_fullsize_random.py --out /work/bench-models/pg2-3b-224-random
+    .venv/bin/python bench/make_fullsize_random.py --out $PALIDESK_BENCH_MODELS/pg2-3b-224-random
 
 Writes, in about a minute and with little memory (each tensor is generated in chunks of
 at most ``--chunk`` values and streamed straight into its safetensors shard):
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from bench_models import BENCH_MODELS
 
 # --- shapes of PaliGemma 2 3B at 224 px (the design doc, section 1) --------------------
 V_HIDDEN, V_INTER, V_LAYERS, V_HEADS, PATCH, IMAGE_SIZE = 1152, 4304, 27, 16, 14, 224
@@ -369,7 +370,7 @@ SIDE_FILES: dict[str, dict[str, object]] = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("/work/bench-models/pg2-3b-224-random"))
+    parser.add_argument("--out", type=Path, default=BENCH_MODELS / "pg2-3b-224-random")
     parser.add_argument("--seed", type=int, default=3224)
     parser.add_argument("--chunk", type=int, default=16 << 20,
                         help="values generated at a time (memory ~ 10 bytes each)")

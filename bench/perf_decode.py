@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_models import BENCH_MODELS
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
@@ -32,7 +34,7 @@ from cpu_load import wait_quiet  # noqa: E402
 from engine_bench import BareLoop  # noqa: E402
 
 from app.engine.llama_library import ensure_backend, use_extra_buffer_types  # noqa: E402
-from app.models.model_folder import ModelFolder  # noqa: E402
+from app.model_files.model_folder import ModelFolder  # noqa: E402
 
 GROUPS = [
     ("matmul Q6_K (LM head, half of ffn_down, attn_v)", r"vec_dot_q6_K"),
@@ -51,7 +53,7 @@ GROUPS = [
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=Path("/work/bench-models/pg2-3b-224-gguf"))
+    parser.add_argument("--models", type=Path, default=BENCH_MODELS / "pg2-3b-224-gguf")
     parser.add_argument("--quant", default="Q4_K_M")
     parser.add_argument("--text-file", type=Path)
     parser.add_argument("--threads", type=int, default=2)

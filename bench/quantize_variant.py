@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_models import BENCH_MODELS
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
@@ -30,7 +32,7 @@ GGML_TYPES = {"Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "Q8_0": 8, "F16": 1, "Q4_0": 2
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=Path("/work/bench-models/pg2-3b-224-gguf"))
+    parser.add_argument("--models", type=Path, default=BENCH_MODELS / "pg2-3b-224-gguf")
     parser.add_argument("--type", default="Q4_K_M")
     parser.add_argument("--embd", default="Q4_K", choices=sorted(GGML_TYPES))
     parser.add_argument("--threads", type=int, default=2)

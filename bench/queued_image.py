@@ -1,7 +1,7 @@
 """First-token time for an image the idle worker encoded ahead, against the two figures it
 should sit between: a new image (encode + prefill) and the same image again (cache hit).
 
-    .venv/bin/python bench/queued_image.py --models /work/bench-models/pg2-3b-224-gguf \\
+    .venv/bin/python bench/queued_image.py --models $PALIDESK_BENCH_MODELS/pg2-3b-224-gguf \\
         --quant Q4_K_M --threads 2 --repeats 3
 
 Everything goes through the window's real worker (``EngineThread``: its own thread, the
@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_models import BENCH_MODELS
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 IMAGES = ROOT / "tests" / "fixtures" / "images"
@@ -36,7 +38,7 @@ IMAGES = ROOT / "tests" / "fixtures" / "images"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=Path("/work/bench-models/pg2-3b-224-gguf"))
+    parser.add_argument("--models", type=Path, default=BENCH_MODELS / "pg2-3b-224-gguf")
     parser.add_argument("--quant", default="Q4_K_M")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=8)

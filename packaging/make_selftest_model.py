@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.convert.converter import convert_checkpoint  # noqa: E402
-from app.models.manifest import MANIFEST_NAME  # noqa: E402
+from app.model_files.manifest import MANIFEST_NAME  # noqa: E402
 
 SOURCE = Path("tests/fixtures/tiny/pg2-tiny-224")
 TARGET = ROOT / "resources" / "selftest-model"

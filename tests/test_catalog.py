@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from app.errors import CatalogError, PaliDeskError
+from app.model_files.gguf_header import read_gguf_header
 from app.models.catalog import (
     CATALOG,
     QUANTS,
@@ -15,10 +17,11 @@ from app.models.catalog import (
     find,
     tensor_nbytes,
 )
-from app.models.gguf_header import read_gguf_header
 from conftest import TINY
 
-FULL_3B = Path("/work/bench-models/pg2-3b-224-gguf")
+# The full-size 3B files of the benchmarks, where bench/bench_models.py says they live.
+FULL_3B = Path(os.environ.get("PALIDESK_BENCH_MODELS")
+               or Path(__file__).resolve().parent.parent / "bench" / "models") / "pg2-3b-224-gguf"
 # The tiny fixtures' shapes (tests/fixtures/README.md): 64-wide rows, so every K-quant
 # falls back to a 32-block type and the tied embedding to Q8_0.
 TINY_DIMS = VariantDims(64, 128, 4, 2, 1, 32, image_size=224, vocab_rows=1920,

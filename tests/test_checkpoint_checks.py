@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
-from huggingface_hub import constants as hf_constants
-from huggingface_hub.utils import close_session
 
 from app.convert.converter import convert_checkpoint
 from app.errors import CatalogError, ConversionError
@@ -48,17 +45,8 @@ REAL_3B_448_CONFIG = {
 
 
 @pytest.fixture(autouse=True)
-def hub_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_HUB_CACHE", "HF_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    yield
-    close_session()
+def hub_environment(private_hub: Path) -> None:
+    """Every test here sees a private HF_HOME (conftest.py)."""
 
 
 def edited_copy(tmp_path: Path, edit) -> Path:

@@ -14,10 +14,11 @@ from gguf import GGUFReader
 from app.convert.converter import convert_checkpoint
 from app.convert.vocab import vocab_from_sentencepiece, vocab_from_tokenizer_json
 from app.errors import Cancelled, ConversionError, ModelFolderError
-from app.models import gguf_keys as keys
-from app.models.gguf_header import read_gguf_header
-from app.models.manifest import read_manifest, sha256_of
-from app.models.model_folder import ModelFolder, check_pair
+from app.file_digest import file_sha256
+from app.model_files import gguf_keys as keys
+from app.model_files.gguf_header import read_gguf_header
+from app.model_files.manifest import read_manifest
+from app.model_files.model_folder import ModelFolder, check_pair
 from app.progress import CancelFlag
 from conftest import TINY
 
@@ -101,7 +102,7 @@ def test_convert_writes_pair_and_manifest(converted) -> None:
     for entry in manifest.files:
         path = folder / entry.name
         assert entry.size == path.stat().st_size
-        assert entry.sha256 == sha256_of(path)
+        assert entry.sha256 == file_sha256(path)
     assert not list(folder.glob("*.partial"))
     text = read_gguf_header(folder / "text-f16.gguf")
     vision = read_gguf_header(folder / "mmproj-f16.gguf")
@@ -279,4 +280,4 @@ def test_streaming_in_small_blocks_writes_identical_files(tmp_path: Path, monkey
     monkeypatch.setattr(gguf_output, "BLOCK_BYTES", 1000)  # a few rows per block
     convert_checkpoint(SRC, tmp_path / "blocks", "bf16")
     for name in ("text-bf16.gguf", "mmproj-bf16.gguf"):
-        assert sha256_of(tmp_path / "whole" / name) == sha256_of(tmp_path / "blocks" / name)
+        assert file_sha256(tmp_path / "whole" / name) == file_sha256(tmp_path / "blocks" / name)

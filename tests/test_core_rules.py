@@ -156,7 +156,7 @@ def test_context_sizing() -> None:
 def test_the_answer_does_not_depend_on_the_context_size(converted) -> None:
     """Why a result made by `run` (context for 512) counts as done in the window (2048)."""
     from app.engine.engine import Engine
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     pair = ModelFolder(converted("pg2-tiny-224")).resolve("F16")
     answers = []

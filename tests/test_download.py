@@ -29,7 +29,6 @@ from huggingface_hub import (
 )
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.hf_api import RepoFile
-from huggingface_hub.utils import close_session
 
 from app.errors import (
     Cancelled,
@@ -50,8 +49,8 @@ from app.models.download import (
     plan_download,
     write_error,
 )
-from app.models.download_progress import ByteProgress, format_duration
-from app.progress import CancelFlag, ProgressEvent
+from app.models.download_progress import ByteProgress
+from app.progress import CancelFlag, ProgressEvent, format_duration
 from conftest import TINY
 
 SRC = TINY / "pg2-tiny-224"
@@ -64,24 +63,13 @@ Serve = Callable[..., FakeHub]  # the ``serve`` fixture: mode, options -> starte
 
 
 @pytest.fixture(autouse=True)
-def hub_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No real token, cache, telemetry or offline switch; every progress event delivered."""
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    # huggingface_hub reads these at import; patch the values it uses now.
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+def hub_environment(private_hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private HF_HOME (conftest.py), and every progress event delivered."""
     monkeypatch.setattr(download_progress, "PROGRESS_INTERVAL_S", 0.0)
     monkeypatch.setattr(download_progress, "MIN_MEASURE_S", 0.0)  # a tiny download is quick
     # For the library's own hf_hub_download (the fidelity test): it reads in 10 MB chunks,
     # the tiny weights are 1.3 MB. PaliDesk's fetch writes each socket read as it comes.
     monkeypatch.setattr(hf_constants, "DOWNLOAD_CHUNK_SIZE", CHUNK)
-    yield
-    close_session()  # no pooled connection to a stopped server outlives the test
 
 
 @pytest.fixture

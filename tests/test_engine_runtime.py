@@ -11,7 +11,7 @@ from PIL import Image
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions, ResultEvent, TokenEvent
 from app.errors import EngineError, ImageError
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.progress import CancelFlag
 from conftest import IMAGES
 
@@ -22,7 +22,7 @@ FORCED = GenerationOptions(max_new_tokens=12, stop_at_eos=False)
 @pytest.fixture(scope="module")
 def engine(converted):
     engine = Engine()
-    engine.load(ModelFolder(converted("pg2-tiny-224")).resolve("F16"), EngineConfig(threads=2))
+    engine.load(ModelFolder(converted("pg2-tiny-224")).resolve("F16"), EngineConfig(threads=1))
     yield engine
     engine.close()
 

@@ -141,7 +141,7 @@ def test_eval_end_to_end_on_the_tiny_model(model_folder: Path, tmp_path: Path) -
         [sys.executable, "-m", "app.cli.main", "eval", "--model", model_folder,
          "--quant", "F16,Q8_0", "--reference", "F16", "--task", "detect",
          "--truth", coco_truth(tmp_path), "--images", IMAGES, "--out", out,
-         "--max-tokens", "24", "--threads", "2"],
+         "--max-tokens", "24", "--threads", "1"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "F16" in done.stdout and "Q8_0" in done.stdout
@@ -185,14 +185,14 @@ def test_eval_end_to_end_on_the_tiny_model(model_folder: Path, tmp_path: Path) -
 def test_cancel_keeps_what_is_done(model_folder: Path, tmp_path: Path) -> None:
     from app.evaluation.eval_images import collect_images
     from app.evaluation.eval_run import EvalPlan, plan_quants, run_eval
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
     from app.progress import CancelFlag
 
     quants, reference = plan_quants(ModelFolder(model_folder), ["Q8_0"], "F16")
     assert (quants, reference) == (["F16", "Q8_0"], "F16")
     images = collect_images("caption", None, None, IMAGES)
     plan = EvalPlan(model_folder, "caption", quants, reference, images, tmp_path / "out",
-                    max_new_tokens=8, threads=2)
+                    max_new_tokens=8, threads=1)
     cancel = CancelFlag()
 
     def progress(event) -> None:
@@ -211,7 +211,7 @@ def test_cancel_keeps_what_is_done(model_folder: Path, tmp_path: Path) -> None:
 def test_missing_quantization_is_a_plain_error(model_folder: Path) -> None:
     from app.errors import ModelFolderError
     from app.evaluation.eval_run import plan_quants
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     with pytest.raises(ModelFolderError, match="has no Q2_K text file"):
         plan_quants(ModelFolder(model_folder), ["Q2_K"])

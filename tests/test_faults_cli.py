@@ -27,26 +27,17 @@ def palidesk(*args: str | Path, env: dict[str, str] | None = None,
                           timeout=timeout, cwd=ROOT, env=env)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from app.convert.converter import convert_checkpoint
-
-    out = tmp_path_factory.mktemp("faults-cli") / "tiny"
-    convert_checkpoint(TINY / "pg2-tiny-224", out, "f16")
-    return out
-
-
-def _run_args(model_dir: Path, *extra: str) -> list[str]:
-    return ["run", "--model", str(model_dir), "--task", "caption", *extra, str(IMAGE)]
+def _run_args(model: Path, *extra: str) -> list[str]:
+    return ["run", "--model", str(model), "--task", "caption", *extra, str(IMAGE)]
 
 
 # --- Ctrl+C ------------------------------------------------------------------------------
 
 
-def test_ctrl_c_stops_at_once_prints_no_result_and_exits_130(model_dir: Path) -> None:
+def test_ctrl_c_stops_at_once_prints_no_result_and_exits_130(tiny_f16: Path) -> None:
     # Three long greedy captions (~2.5 s each on the tiny model). SIGINT arrives as soon
     # as the first result is out, i.e. while the second image is being generated.
-    args = ["run", "--model", str(model_dir), "--task", "caption", "--max-tokens", "2000",
+    args = ["run", "--model", str(tiny_f16), "--task", "caption", "--max-tokens", "2000",
             "--json", str(IMAGE), str(IMAGES / "noise_97x150.png"), str(IMAGE)]
     child = subprocess.Popen([*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, cwd=ROOT)
@@ -67,7 +58,7 @@ def test_ctrl_c_stops_at_once_prints_no_result_and_exits_130(model_dir: Path) ->
 
 
 def test_ctrl_c_inside_llama_cpp_is_not_lost(
-    model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_f16: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # On a real model nearly all of a decode step is spent in llama.cpp, which calls the
     # engine's abort check (Python, through ctypes) at every graph node: that is where
@@ -86,7 +77,7 @@ def test_ctrl_c_inside_llama_cpp_is_not_lost(
         return flag._event.is_set()
 
     monkeypatch.setattr(CancelFlag, "cancelled", property(cancelled))
-    code = cli_main.main(_run_args(model_dir, "--max-tokens", "200", "--json"))
+    code = cli_main.main(_run_args(tiny_f16, "--max-tokens", "200", "--json"))
     captured = capsys.readouterr()
     assert code == 130
     assert captured.out == ""  # the interrupted image has no result
@@ -94,8 +85,8 @@ def test_ctrl_c_inside_llama_cpp_is_not_lost(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
-def test_ctrl_c_while_streaming_text_exits_130_without_a_summary(model_dir: Path) -> None:
-    args = _run_args(model_dir, "--max-tokens", "2000")
+def test_ctrl_c_while_streaming_text_exits_130_without_a_summary(tiny_f16: Path) -> None:
+    args = _run_args(tiny_f16, "--max-tokens", "2000")
     child = subprocess.Popen([*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              cwd=ROOT)
     assert child.stdout is not None
@@ -111,10 +102,10 @@ def test_ctrl_c_while_streaming_text_exits_130_without_a_summary(model_dir: Path
 # --- broken pipe -------------------------------------------------------------------------
 
 
-def test_a_reader_that_goes_away_is_not_a_traceback(model_dir: Path) -> None:
+def test_a_reader_that_goes_away_is_not_a_traceback(tiny_f16: Path) -> None:
     # `palidesk run --json ... | head -c 10`
     pipeline = subprocess.run(
-        f"{' '.join(map(str, COMMAND))} run --model {model_dir} --task caption "
+        f"{' '.join(map(str, COMMAND))} run --model {tiny_f16} --task caption "
         f"--max-tokens 50 --json {IMAGE} {IMAGE} {IMAGE} | head -c 10; "
         "echo; echo status=${PIPESTATUS[0]}",
         shell=True, executable="/bin/bash", capture_output=True, text=True, cwd=ROOT,
@@ -141,18 +132,18 @@ def test_a_reader_that_goes_away_is_not_a_traceback(model_dir: Path) -> None:
     ("--gpu-layers", "-5", "-1 = all"),
 ])
 def test_out_of_range_options_are_refused_with_the_range(
-    model_dir: Path, option: str, value: str, allowed: str
+    tiny_f16: Path, option: str, value: str, allowed: str
 ) -> None:
-    done = palidesk(*_run_args(model_dir, f"{option}={value}"))
+    done = palidesk(*_run_args(tiny_f16, f"{option}={value}"))
     assert done.returncode == 2
     assert option in done.stderr and allowed in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_seed_minus_one_means_random_and_works_when_greedy(model_dir: Path) -> None:
-    greedy = palidesk(*_run_args(model_dir, "--seed", "-1", "--max-tokens", "5", "--json"))
+def test_seed_minus_one_means_random_and_works_when_greedy(tiny_f16: Path) -> None:
+    greedy = palidesk(*_run_args(tiny_f16, "--seed", "-1", "--max-tokens", "5", "--json"))
     assert greedy.returncode == 0, greedy.stderr
-    sampled = palidesk(*_run_args(model_dir, "--seed", "-1", "--temperature", "1.0",
+    sampled = palidesk(*_run_args(tiny_f16, "--seed", "-1", "--temperature", "1.0",
                                   "--max-tokens", "5", "--json"))
     assert sampled.returncode == 0, sampled.stderr
     assert len(json.loads(sampled.stdout)["tokens"]) == 5

@@ -13,7 +13,7 @@ from test_export import _record
 
 from app import atomic_files
 from app.export import export_jsonl
-from app.models.manifest import read_manifest, write_manifest
+from app.model_files.manifest import read_manifest, write_manifest
 from app.settings import SettingsStore
 
 

@@ -50,7 +50,7 @@ def test_exif_orientation_is_applied_for_the_model(tmp_path: Path, suffix: str) 
 
 def test_boxes_come_back_on_the_upright_image(tmp_path: Path, converted) -> None:
     from app.engine.engine import Engine
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
     from app.tasks import TaskKind, TaskRequest
     from app.tasks.task_runner import TaskResult, run_task
 

@@ -18,29 +18,20 @@ from app.convert.checkpoint import open_checkpoint
 from app.convert.safetensors_reader import read_header
 from app.engine.engine import Engine
 from app.errors import ConversionError, ModelFolderError
-from app.models.gguf_header import read_gguf_header
-from app.models.manifest import read_manifest
-from app.models.model_folder import ModelFolder
-from app.models.verification import STAMP_NAME
+from app.model_files.gguf_header import read_gguf_header
+from app.model_files.manifest import read_manifest
+from app.model_files.model_folder import ModelFolder
+from app.model_files.verification import STAMP_NAME
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from app.convert.converter import convert_checkpoint
-
-    out = tmp_path_factory.mktemp("faults-models") / "tiny"
-    convert_checkpoint(TINY / "pg2-tiny-224", out, "f16")
-    return out
-
-
 @pytest.fixture
-def copy(model_dir: Path, tmp_path: Path) -> Path:
+def copy(tiny_f16: Path, tmp_path: Path) -> Path:
     """A private copy of the model folder (times kept, so its verified stamps hold)."""
     target = tmp_path / "model"
-    shutil.copytree(model_dir, target)
+    shutil.copytree(tiny_f16, target)
     return target
 
 
@@ -196,11 +187,11 @@ def test_a_file_of_another_size_is_refused_without_hashing(copy: Path) -> None:
 
 def test_an_unchanged_file_is_not_hashed_again(copy: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.models import verification
+    from app.model_files import verification
 
     hashed: list[Path] = []
-    real = verification.sha256_of
-    monkeypatch.setattr(verification, "sha256_of", lambda p: hashed.append(p) or real(p))
+    real = verification.file_sha256
+    monkeypatch.setattr(verification, "file_sha256", lambda p: hashed.append(p) or real(p))
     pair = ModelFolder(copy).resolve()
     verification.verify_files(copy, (pair.text.path.name, pair.vision.path.name))
     assert hashed == []  # the stamps written at conversion still hold

@@ -14,6 +14,7 @@ import pytest
 
 from app.errors import CatalogError
 from app.hardware import GpuInfo, HardwareReport, SystemInfo
+from app.model_files.gguf_header import read_gguf_header
 from app.models.catalog import find, tensor_nbytes
 from app.models.fit_choice import CPU_RAM_SHARE, choose, fit_badge, layout_speeds
 from app.models.fit_estimate import (
@@ -26,7 +27,6 @@ from app.models.fit_estimate import (
     text_compute_bytes,
     vision_compute_bytes,
 )
-from app.models.gguf_header import read_gguf_header
 from conftest import TINY
 
 GIB = 1024**3
@@ -63,7 +63,7 @@ def test_context_matches_the_engine(converted) -> None:
     import llama_cpp
 
     from app.engine.engine import Engine, EngineConfig
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     for name, max_new in (("pg2-tiny-224", 512), ("pg2-tiny-448", 1000)):
         config = EngineConfig(max_new_tokens_limit=max_new)
@@ -410,7 +410,7 @@ def test_the_estimate_reads_the_decoder_shape_the_converter_wrote(converted) -> 
     # One DecoderShape: what the converter took from the checkpoint is what the
     # estimate reads back from the GGUF header, field for field.
     from app.convert.checkpoint import open_checkpoint
-    from app.models.decoder_shape import shape_fields
+    from app.model_files.decoder_shape import shape_fields
 
     with open_checkpoint(TINY / "pg2-tiny-224") as checkpoint:
         written = shape_fields(checkpoint.text)

@@ -7,17 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tqdm
 from fake_hub import COMMIT, FakeHub
-from huggingface_hub import constants as hf_constants
 from huggingface_hub import snapshot_download
-from huggingface_hub.utils import close_session
 
-from app.models.hf_cache import (
+from app.model_files.hf_cache import (
     cached_checkpoints,
     find_cached_checkpoint,
     hub_cache_dir,
@@ -33,20 +30,10 @@ REPO = "someone/pg2-tiny-mix-224"
 
 
 @pytest.fixture(autouse=True)
-def hub_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private HF_HOME; no real token, telemetry, proxy or offline switch."""
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
-                 "HF_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+def hub_environment(private_hub: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HF_HOME (conftest.py); returns its hub cache."""
     monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # snapshot_download's bars
-    yield home / "hub"
-    close_session()
+    return private_hub / "hub"
 
 
 def dead_endpoint() -> str:

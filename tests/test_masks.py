@@ -16,39 +16,34 @@ from app.tasks.masks import decode_masks, paste_mask, pixel_box
 REFERENCE = Path(__file__).parent / "fixtures" / "masks" / "reference.npz"
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_decoder(tmp_path_factory.mktemp("decoder") / "vae-oid.npz")
-
-
-def test_decoder_matches_torch_reference_to_1e_5(weights: Path) -> None:
+def test_decoder_matches_torch_reference_to_1e_5(mask_decoder_weights: Path) -> None:
     reference = np.load(REFERENCE)
     # The weights are regenerated from a seed: prove they are the ones the reference used.
     assert weights_digest(random_decoder_weights()) == str(reference["weights_sha256"])
-    maps = decode_masks(weights, reference["codes"])
+    maps = decode_masks(mask_decoder_weights, reference["codes"])
     assert maps.dtype == np.float32 and maps.shape == (5, 64, 64)
     assert np.abs(maps - reference["maps"]).max() <= 1e-5
     # Non-trivial maps: both sides of the threshold occur, so the check means something.
     assert 0.1 < (reference["maps"] > 0).mean() < 0.9
 
 
-def test_one_object_decodes_like_it_does_in_a_batch(weights: Path) -> None:
+def test_one_object_decodes_like_it_does_in_a_batch(mask_decoder_weights: Path) -> None:
     codes = np.load(REFERENCE)["codes"]
-    batch = decode_masks(weights, codes)
-    alone = decode_masks(weights, codes[2:3])
+    batch = decode_masks(mask_decoder_weights, codes)
+    alone = decode_masks(mask_decoder_weights, codes[2:3])
     assert np.abs(batch[2] - alone[0]).max() <= 1e-6
-    assert decode_masks(weights, np.zeros((0, 16), dtype=int)).shape == (0, 64, 64)
+    assert decode_masks(mask_decoder_weights, np.zeros((0, 16), dtype=int)).shape == (0, 64, 64)
 
 
 def test_weights_are_read_once_and_again_when_the_file_changes(
-    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mask_decoder_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[Path] = []
     original = masks.read_decoder_weights
     monkeypatch.setattr(masks, "read_decoder_weights",
                         lambda path: reads.append(Path(path)) or original(path))
     copy = tmp_path / "vae-oid.npz"
-    copy.write_bytes(weights.read_bytes())
+    copy.write_bytes(mask_decoder_weights.read_bytes())
     codes = np.arange(16).reshape(1, 16)
     first = decode_masks(copy, codes)
     decode_masks(copy, codes)
@@ -65,9 +60,10 @@ def test_weights_are_read_once_and_again_when_the_file_changes(
     (np.full((1, 16), -1), "0..127"),
     (np.zeros((1, 16), dtype=float), "integers"),
 ])
-def test_bad_codes_are_refused_in_words(weights: Path, codes: np.ndarray, message: str) -> None:
+def test_bad_codes_are_refused_in_words(mask_decoder_weights: Path, codes: np.ndarray,
+                                        message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        decode_masks(weights, codes)
+        decode_masks(mask_decoder_weights, codes)
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
@@ -131,9 +127,9 @@ def pil_paste(mask64: np.ndarray, box: tuple[int, int, int, int],
     ((80, 90, 70, 120), (200, 200)),  # inverted: empty too, as in big_vision
 ])
 def test_paste_matches_a_plain_pil_implementation(
-    weights: Path, box: tuple[int, int, int, int], size: tuple[int, int]
+    mask_decoder_weights: Path, box: tuple[int, int, int, int], size: tuple[int, int]
 ) -> None:
-    map64 = decode_masks(weights, np.load(REFERENCE)["codes"][3:4])[0]
+    map64 = decode_masks(mask_decoder_weights, np.load(REFERENCE)["codes"][3:4])[0]
     pasted = paste_mask(map64, box, size)
     assert pasted.dtype == bool and pasted.shape == (size[1], size[0])
     assert np.array_equal(pasted, pil_paste(map64, box, size))

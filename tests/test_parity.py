@@ -22,7 +22,7 @@ import pytest
 
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from conftest import IMAGES
 
 MODELS = ("pg2-tiny-224", "pg2-tiny-448")
@@ -44,7 +44,7 @@ def engines(converted):
     def get(model: str, quant: str) -> Engine:
         if (model, quant) not in loaded:
             engine = Engine()
-            engine.load(ModelFolder(converted(model)).resolve(quant), EngineConfig(threads=2))
+            engine.load(ModelFolder(converted(model)).resolve(quant), EngineConfig(threads=1))
             loaded[(model, quant)] = engine
         return loaded[(model, quant)]
 

@@ -17,11 +17,8 @@ SRC = TINY / "pg2-tiny-224"
 
 
 @pytest.fixture(autouse=True)
-def private_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def private_hf_cache(private_hub: Path) -> None:
     """Never look into (or write to) the Hugging Face cache of the person running tests."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
 
 
 def test_import_a_hugging_face_folder(tmp_path: Path) -> None:
@@ -143,8 +140,8 @@ def test_downloaded_and_imported_models_carry_their_real_name(tmp_path: Path) ->
     """Issue 8 item 9: every downloaded model used to be called "checkpoint" (the work
     folder's name), so the window showed that, a mix model was not told from a pretrained
     one, and two downloads looked alike to history."""
-    from app.models.gguf_header import read_gguf_header
-    from app.models.hf_cache import hub_cache_dir
+    from app.model_files.gguf_header import read_gguf_header
+    from app.model_files.hf_cache import hub_cache_dir
     from app.ui.engine_worker import checkpoint_kind
 
     models = InstalledModels(tmp_path / "models")

@@ -8,9 +8,8 @@ import pytest
 
 from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, TokenEvent
-from app.history import HistoryStore
-from app.models.model_folder import ModelFolder
-from app.session import JobOutcome, ModelIdentity, ResultStore, Session
+from app.model_files.model_folder import ModelFolder
+from app.session import JobOutcome, ModelIdentity, Session
 from app.session.job import CANCELLED, DONE, FAILED, SKIPPED, JobStarted
 from app.session.job_runner import execute_job
 from app.session.prefetch import prefetch_order
@@ -28,13 +27,6 @@ def engine(converted):
     engine.unload()
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    history = HistoryStore(tmp_path / "history.sqlite3")
-    yield ResultStore(history)
-    history.close()
-
-
 def _job(engine: Engine, skip: bool = False, max_new: int = 12, identity=None):
     session = Session()
     pair = engine.pair
@@ -49,51 +41,51 @@ def _outcome(events) -> JobOutcome:
     return outcomes[0]
 
 
-def test_a_job_runs_streams_and_is_stored_once_with_its_model(engine, store):
+def test_a_job_runs_streams_and_is_stored_once_with_its_model(engine, result_store):
     job = _job(engine)
-    events = list(execute_job(engine, job, store))
+    events = list(execute_job(engine, job, result_store))
     assert isinstance(events[0], JobStarted)
     outcome = _outcome(events)
     assert outcome.status == DONE and outcome.record.id is not None
     tokens = [e.token_id for e in events if isinstance(e, TokenEvent)]
     assert tokens == outcome.record.tokens
-    (stored,) = store.history.recent()
+    (stored,) = result_store.history.recent()
     assert stored.pair_id == engine.pair.pair_id and stored.model == "tiny"
 
 
-def test_a_second_job_with_skip_reuses_the_stored_result_without_running(engine, store):
-    first = _outcome(execute_job(engine, _job(engine), store))
-    events = list(execute_job(engine, _job(engine, skip=True), store))
+def test_a_second_job_with_skip_reuses_the_stored_result_without_running(engine, result_store):
+    first = _outcome(execute_job(engine, _job(engine), result_store))
+    events = list(execute_job(engine, _job(engine, skip=True), result_store))
     assert not any(isinstance(e, JobStarted | TokenEvent) for e in events)
     outcome = _outcome(events)
     assert outcome.status == SKIPPED and outcome.record.id == first.record.id
     # A higher limit than the stored run was cut at is not "the same" result.
     if first.record.stop_reason == "max_tokens":
-        again = _outcome(execute_job(engine, _job(engine, skip=True, max_new=20), store))
+        again = _outcome(execute_job(engine, _job(engine, skip=True, max_new=20), result_store))
         assert again.status == DONE
 
 
-def test_a_job_cancelled_before_it_starts_never_runs(engine, store):
+def test_a_job_cancelled_before_it_starts_never_runs(engine, result_store):
     job = _job(engine)
     job.cancel.cancel()  # Esc while it waited behind a load or another job
-    events = list(execute_job(engine, job, store))
+    events = list(execute_job(engine, job, result_store))
     assert events == [JobOutcome(job.job_id, CANCELLED)]
-    assert not store.history.recent()
+    assert not result_store.history.recent()
 
 
-def test_a_job_for_another_model_fails_instead_of_being_misattributed(engine, store):
+def test_a_job_for_another_model_fails_instead_of_being_misattributed(engine, result_store):
     job = _job(engine, identity=ModelIdentity("other-pair", "other", "Q8_0"))
-    outcome = _outcome(execute_job(engine, job, store))
+    outcome = _outcome(execute_job(engine, job, result_store))
     assert outcome.status == FAILED and "model changed" in outcome.message
-    assert not store.history.recent()
+    assert not result_store.history.recent()
 
 
-def test_an_unreadable_image_fails_with_a_reason(engine, store, tmp_path):
+def test_an_unreadable_image_fails_with_a_reason(engine, result_store, tmp_path):
     job = _job(engine)
     missing = tmp_path / "gone.png"
     import dataclasses
 
-    outcome = _outcome(execute_job(engine, dataclasses.replace(job, image=missing), store))
+    outcome = _outcome(execute_job(engine, dataclasses.replace(job, image=missing), result_store))
     assert outcome.status == FAILED and "gone.png" in outcome.message
 
 

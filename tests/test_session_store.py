@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pytest
-
 from app.engine.events import GenerationOptions
-from app.history import HistoryRecord, HistoryStore
-from app.session import ModelIdentity, ResultStore, Session, options_key
+from app.history import HistoryRecord
+from app.session import ModelIdentity, Session, options_key
 from app.session.result_store import latest_results, reusable
 from app.tasks.prompts import TaskKind, TaskRequest
 
@@ -25,13 +23,6 @@ def _record(**changes) -> HistoryRecord:
     return dataclasses.replace(base, **changes)
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    history = HistoryStore(tmp_path / "history.sqlite3")
-    yield ResultStore(history)
-    history.close()
-
-
 def _job(max_new: int = 128, temperature: float = 0.0, model: ModelIdentity = MODEL):
     session = Session()
     session.model_loaded(model)
@@ -39,20 +30,20 @@ def _job(max_new: int = 128, temperature: float = 0.0, model: ModelIdentity = MO
                             GenerationOptions(max_new_tokens=max_new, temperature=temperature))
 
 
-def test_a_stored_result_is_found_by_digest_prompt_pair_quant_and_options(store):
-    store.history.add(_record())
-    assert store.find_done(_job(), "ab" * 32) is not None
-    assert store.find_done(_job(), "cd" * 32) is None  # other bytes
-    assert store.find_done(_job(temperature=0.7), "ab" * 32) is None  # sampled
+def test_a_stored_result_is_found_by_digest_prompt_pair_quant_and_options(result_store):
+    result_store.history.add(_record())
+    assert result_store.find_done(_job(), "ab" * 32) is not None
+    assert result_store.find_done(_job(), "cd" * 32) is None  # other bytes
+    assert result_store.find_done(_job(temperature=0.7), "ab" * 32) is None  # sampled
     other = ModelIdentity("pair-b", MODEL.name, MODEL.quant)  # same name, other download
-    assert store.find_done(_job(model=other), "ab" * 32) is None
-    assert store.find_done(_job(model=dataclasses.replace(MODEL, quant="F16")),
+    assert result_store.find_done(_job(model=other), "ab" * 32) is None
+    assert result_store.find_done(_job(model=dataclasses.replace(MODEL, quant="F16")),
                            "ab" * 32) is None
 
 
-def test_cancelled_results_never_count_as_done(store):
-    store.history.add(_record(stop_reason="cancelled"))
-    assert store.find_done(_job(), "ab" * 32) is None
+def test_cancelled_results_never_count_as_done(result_store):
+    result_store.history.add(_record(stop_reason="cancelled"))
+    assert result_store.find_done(_job(), "ab" * 32) is None
 
 
 def test_a_result_cut_at_the_limit_is_reused_only_with_the_same_limit():
@@ -80,15 +71,15 @@ def test_an_image_lists_every_result_and_a_cancelled_rerun_never_hides_a_finishe
     assert [r.id for r in shown] == [3, 2, 1]  # newest first; the duplicate collapses
 
 
-def test_session_export_reads_the_store_by_digest_with_filters(store):
-    store.history.add(_record())
-    store.history.add(_record(task="detect", prompt="detect cat"))
-    store.history.add(_record(image_path="/elsewhere/copy.png", task="ocr", prompt="ocr",
+def test_session_export_reads_the_store_by_digest_with_filters(result_store):
+    result_store.history.add(_record())
+    result_store.history.add(_record(task="detect", prompt="detect cat"))
+    result_store.history.add(_record(image_path="/elsewhere/copy.png", task="ocr", prompt="ocr",
                               stop_reason="cancelled"))
     images = [("ab" * 32, Path("/img/a.png"))]
-    assert {r.task for r in store.for_images(images)} == {"caption", "detect"}
-    assert {r.task for r in store.for_images(images, task="detect")} == {"detect"}
-    assert {r.task for r in store.for_images(images, include_cancelled=True)} == {
+    assert {r.task for r in result_store.for_images(images)} == {"caption", "detect"}
+    assert {r.task for r in result_store.for_images(images, task="detect")} == {"detect"}
+    assert {r.task for r in result_store.for_images(images, include_cancelled=True)} == {
         "caption", "detect", "ocr"}
     # Without a digest (not hashed yet) the path still finds the image's results.
-    assert len(store.for_images([("", Path("/img/a.png"))])) == 2
+    assert len(result_store.for_images([("", Path("/img/a.png"))])) == 2

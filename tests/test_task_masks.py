@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mask_weights import write_random_decoder
 from pycocotools import mask as coco_mask
 from scripted_engine import ScriptedEngine
 
@@ -37,23 +36,18 @@ TEXT = (locs(100, 50, 700, 600) + segs(CODES_A) + " cat ; "
 SEGMENT = TaskRequest(kind=TaskKind.SEGMENT, classes=("cat", "sky", "dog"))
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_decoder(tmp_path_factory.mktemp("decoder") / "vae-oid.npz")
-
-
 def _run(engine: ScriptedEngine, request: TaskRequest = SEGMENT, decoder: Path | None = None):
     return list(run_task(engine, str(IMAGE), request, mask_decoder=decoder))  # type: ignore[arg-type]
 
 
-def test_each_complete_object_gets_its_decoded_mask(weights: Path) -> None:
-    events = _run(ScriptedEngine(TEXT), decoder=weights)
+def test_each_complete_object_gets_its_decoded_mask(mask_decoder_weights: Path) -> None:
+    events = _run(ScriptedEngine(TEXT), decoder=mask_decoder_weights)
     objects = [e.obj for e in events if isinstance(e, ObjectEvent)]
     result = events[-1]
     assert isinstance(result, TaskResult) and result.objects == objects
     cat, sky, dog = objects
     for obj, codes in ((cat, CODES_A), (sky, CODES_B)):
-        expected = paste_mask(decode_masks(weights, np.array([codes]))[0],
+        expected = paste_mask(decode_masks(mask_decoder_weights, np.array([codes]))[0],
                               pixel_box(obj.loc, SIZE), SIZE)
         assert obj.mask is not None and np.array_equal(obj.mask.to_array(), expected)
         assert 0 < obj.mask.area < SIZE[0] * SIZE[1]  # a real shape, not all or nothing
@@ -67,17 +61,18 @@ def test_each_complete_object_gets_its_decoded_mask(weights: Path) -> None:
                                      1000 / 1023 * 320, 900 / 1023 * 240))
 
 
-def test_masks_arrive_while_the_answer_still_streams(weights: Path) -> None:
+def test_masks_arrive_while_the_answer_still_streams(mask_decoder_weights: Path) -> None:
     engine = ScriptedEngine(TEXT)
-    for event in run_task(engine, str(IMAGE), SEGMENT, mask_decoder=weights):  # type: ignore[arg-type]
-        if isinstance(event, ObjectEvent):
-            assert event.obj.label == "cat" and event.obj.mask is not None
-            assert len("".join(engine.seen)) < len(TEXT) / 2  # long before the end
-            break
+    events = run_task(engine, str(IMAGE), SEGMENT, mask_decoder=mask_decoder_weights)  # type: ignore[arg-type]
+    first = next((event for event in events if isinstance(event, ObjectEvent)), None)
+    events.close()  # stop the run here: the rest of the answer is not needed
+    assert first is not None, "no object arrived during the stream"
+    assert first.obj.label == "cat" and first.obj.mask is not None
+    assert len("".join(engine.seen)) < len(TEXT) / 2  # long before the end
 
 
-def test_json_gives_coco_rle_or_null(weights: Path) -> None:
-    result = _run(ScriptedEngine(TEXT), decoder=weights)[-1]
+def test_json_gives_coco_rle_or_null(mask_decoder_weights: Path) -> None:
+    result = _run(ScriptedEngine(TEXT), decoder=mask_decoder_weights)[-1]
     record = json.loads(json.dumps(result.to_json()))
     cat, sky, dog = record["objects"]
     assert dog["mask"] is None

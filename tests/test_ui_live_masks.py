@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
-from mask_weights import write_random_decoder
 from PySide6.QtCore import QPoint, QPointF
 from scripted_engine import ScriptedEngine
 from test_task_masks import IMAGE, SEGMENT, TEXT
@@ -16,38 +14,25 @@ from app.ui.image_view import ImageView
 from app.ui.label_colors import color_for_label
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_random_decoder(tmp_path_factory.mktemp("decoder") / "vae-oid.npz")
-
-
-@pytest.fixture
-def view(qtbot) -> ImageView:
-    widget = ImageView()
-    qtbot.addWidget(widget)
-    widget.resize(640, 480)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
-
-def _screen_rgb(view: ImageView, image_xy: tuple[int, int]) -> tuple[int, int, int]:
+def _screen_rgb(image_view: ImageView, image_xy: tuple[int, int]) -> tuple[int, int, int]:
     """The colour on screen at the centre of an image pixel."""
-    shot = view.viewport().grab().toImage()
-    at = view.mapFromScene(QPointF(image_xy[0] + 0.5, image_xy[1] + 0.5))
+    shot = image_view.viewport().grab().toImage()
+    at = image_view.mapFromScene(QPointF(image_xy[0] + 0.5, image_xy[1] + 0.5))
     color = shot.pixelColor(QPoint(at.x(), at.y()))
     return color.red(), color.green(), color.blue()
 
 
-def test_masks_appear_as_objects_stream_in(view: ImageView, weights: Path, qtbot) -> None:
-    view.show_image(IMAGE)
+def test_masks_appear_as_objects_stream_in(image_view: ImageView, mask_decoder_weights: Path,
+                                           qtbot) -> None:
+    image_view.show_image(IMAGE)
     engine = ScriptedEngine(TEXT)
     counts = []
     result = None
-    for event in run_task(engine, str(IMAGE), SEGMENT, mask_decoder=weights):  # type: ignore[arg-type]
+    for event in run_task(engine, str(IMAGE), SEGMENT, mask_decoder=mask_decoder_weights):  # type: ignore[arg-type]
         if isinstance(event, ObjectEvent):
-            view.add_object(event.obj)
-            counts.append((event.obj.label, len(view.mask_items()), len("".join(engine.seen))))
+            image_view.add_object(event.obj)
+            shown = len(image_view.mask_items())
+            counts.append((event.obj.label, shown, len("".join(engine.seen))))
         elif isinstance(event, TaskResult):
             result = event
     assert result is not None
@@ -55,16 +40,16 @@ def test_masks_appear_as_objects_stream_in(view: ImageView, weights: Path, qtbot
     assert [(label, masks) for label, masks, _ in counts] == [("cat", 1), ("sky", 2),
                                                                ("dog", 2)]
     assert counts[0][2] < len(TEXT)  # the first mask was drawn mid-stream
-    assert len(view.overlay_items()) == 3
+    assert len(image_view.overlay_items()) == 3
 
     cat = result.objects[0]
     mask = cat.mask.to_array()  # type: ignore[union-attr]
-    item = view.mask_items()[0]
+    item = image_view.mask_items()[0]
     ys, xs = np.nonzero(mask)
     # The item covers exactly the mask's pixels, in image coordinates, under the box.
     assert item.mapRectToScene(item.boundingRect()).toRect().getCoords()[:2] == (
         xs.min(), ys.min())
-    assert item.zValue() < view.overlay_items()[0].zValue()
+    assert item.zValue() < image_view.overlay_items()[0].zValue()
     pixmap = item.pixmap().toImage()
     inside = pixmap.pixelColor(int(xs[0] - xs.min()), int(ys[0] - ys.min()))
     colour = color_for_label("cat")
@@ -78,11 +63,13 @@ def test_masks_appear_as_objects_stream_in(view: ImageView, weights: Path, qtbot
         assert pixmap.pixelColor(int(x), int(y)).alpha() == 0
 
 
-def test_masks_tint_the_screen_and_hide_with_the_overlays(
-    view: ImageView, weights: Path
+def test_masks_tint_the_screen_and_go_with_the_overlays(
+    image_view: ImageView, mask_decoder_weights: Path
 ) -> None:
-    view.show_image(IMAGE)
-    events = list(run_task(ScriptedEngine(TEXT), str(IMAGE), SEGMENT, mask_decoder=weights))  # type: ignore[arg-type]
+    image_view.show_image(IMAGE)
+    engine = ScriptedEngine(TEXT)
+    events = list(run_task(engine, str(IMAGE), SEGMENT,  # type: ignore[arg-type]
+                           mask_decoder=mask_decoder_weights))
     cat = events[-1].objects[0]
     mask = cat.mask.to_array()
     # A mask pixel away from every box edge, so only the fill can change it.
@@ -90,12 +77,9 @@ def test_masks_tint_the_screen_and_hide_with_the_overlays(
     y2, x2 = int(cat.box[3]) - 3, int(cat.box[2]) - 3
     candidates = np.argwhere(mask[y1:y2, x1:x2]) + np.array([y1, x1])
     y, x = candidates[len(candidates) // 2]
-    bare = _screen_rgb(view, (x, y))
-    view.set_objects([cat])  # as results reloaded from the history are shown
-    tinted = _screen_rgb(view, (x, y))
+    bare = _screen_rgb(image_view, (x, y))
+    image_view.set_objects([cat])  # as results reloaded from the history are shown
+    tinted = _screen_rgb(image_view, (x, y))
     assert tinted != bare
-    view.set_overlays_visible(False)
-    assert _screen_rgb(view, (x, y)) == bare
-    view.set_overlays_visible(True)
-    view.clear_overlays()
-    assert view.mask_items() == [] and _screen_rgb(view, (x, y)) == bare
+    image_view.clear_overlays()
+    assert image_view.mask_items() == [] and _screen_rgb(image_view, (x, y)) == bare

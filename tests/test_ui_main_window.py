@@ -79,7 +79,7 @@ def _make_window(tmp_path: Path, model_folder: Path | None, **overrides) -> Main
     settings = Settings()
     settings.model_folder = str(model_folder) if model_folder else None
     settings.quantization = "F16"
-    settings.threads = 2
+    settings.threads = 1
     for key, value in overrides.items():
         setattr(settings, key, value)
     store.save(settings)

@@ -28,7 +28,7 @@ FIXTURE_IMAGES = ("noise_97x150.png", "shapes_320x240.png", "strokes_500x500.png
 def _window(qtbot, tmp_path: Path, folder: Path | None, **overrides) -> MainWindow:
     store = SettingsStore(tmp_path / "config" / "settings.json")
     settings = Settings(model_folder=str(folder) if folder else None, quantization="F16",
-                        threads=2, last_task="detect", detect_classes="cat",
+                        threads=1, last_task="detect", detect_classes="cat",
                         max_new_tokens=8)
     for key, value in overrides.items():
         setattr(settings, key, value)
@@ -149,7 +149,7 @@ def test_raising_max_new_tokens_needs_no_reload_and_reaches_the_job(qtbot, tmp_p
 def test_the_engine_generates_past_512_tokens_and_refuses_more_than_its_context(tiny):
     from app.engine.events import GenerationOptions
     from app.errors import EngineError
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     engine = Engine()
     engine.load(ModelFolder(tiny).resolve("F16"))
@@ -314,7 +314,7 @@ def test_closing_during_a_slow_load_waits_for_it_instead_of_aborting(
 
     monkeypatch.setattr(Engine, "load", slow_load)
     store = SettingsStore(tmp_path / "config" / "settings.json")
-    store.save(Settings(model_folder=str(tiny), quantization="F16", threads=2))
+    store.save(Settings(model_folder=str(tiny), quantization="F16", threads=1))
     win = MainWindow(store, HistoryStore(tmp_path / "data" / "history.sqlite3"),
                      tmp_path / "cache")
     qtbot.addWidget(win)

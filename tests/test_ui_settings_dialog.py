@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.models.manifest import Manifest, ModelFile, write_manifest
+from app.model_files.manifest import Manifest, ModelFile, write_manifest
 from app.settings.settings import Settings
 from app.ui.settings_dialog import AUTOMATIC_QUANT_LABEL, SettingsDialog, format_size
 

@@ -119,7 +119,7 @@ def test_the_real_window_with_the_hook_stops_a_running_test_on_close(
     from app.ui.main_window import MainWindow
 
     store = SettingsStore(tmp_path / "settings.json")
-    store.save(Settings(model_folder=str(model_folder), quantization="Q8_0", threads=2))
+    store.save(Settings(model_folder=str(model_folder), quantization="Q8_0", threads=1))
     window = MainWindow(store, HistoryStore(tmp_path / "history.sqlite3"), tmp_path / "cache")
     qtbot.addWidget(window)
     tools = window.tools_menu  # added by the window itself

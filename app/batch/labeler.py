@@ -21,7 +21,7 @@ from app.batch.results_log import KnownResults
 from app.engine.engine import Engine
 from app.errors import EngineError, PaliDeskError
 from app.file_digest import file_sha256
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.session.result_json import failure_record, result_record
 from app.tasks.task_runner import TaskResult, run_task
 

@@ -41,7 +41,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from app.evaluation.eval_run import EvalPlan, plan_quants, run_eval
     from app.evaluation.report_html import write_html
     from app.evaluation.score import load_truth
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
     from app.progress import CancelFlag, ProgressEvent
     from app.session.model_resolver import resolve_model
 

@@ -29,8 +29,8 @@ def add_fit_parser(sub: Any) -> None:
 
 def resolve_variant(variant: str) -> ModelSource:
     """A model folder when ``variant`` is a folder on disk, else a catalog entry."""
+    from app.model_files.model_folder import ModelFolder
     from app.models.catalog import find
-    from app.models.model_folder import ModelFolder
 
     path = Path(variant).expanduser()
     if path.is_dir():
@@ -88,8 +88,8 @@ def _speed_lines(badges: dict[str, str], speeds: dict[str, Any]) -> list[str]:
 
 
 def _name(source: ModelSource) -> str:
+    from app.model_files.model_folder import ModelFolder
     from app.models.catalog import CatalogEntry
-    from app.models.model_folder import ModelFolder
 
     if isinstance(source, CatalogEntry):
         return source.name

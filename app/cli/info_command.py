@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.errors import PaliDeskError
-from app.models.model_folder import ModelFolder
-from app.models.verification import check_file
+from app.model_files.model_folder import ModelFolder
+from app.model_files.verification import check_file
 
 
 def print_info(folder: Path, verify: bool = False) -> int:

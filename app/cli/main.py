@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.self_test:
             from app.selftest import run_self_test
+            from app.ui.selftest_window import check_window  # only app/ui imports Qt
 
-            return run_self_test()
+            return run_self_test(check_window)
         if args.command in (None, "gui"):
             from app.ui.app import run_gui
 

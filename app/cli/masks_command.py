@@ -28,6 +28,7 @@ def add_masks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_masks_command(args: argparse.Namespace) -> int:
     """Run the ``masks`` subcommand chosen in ``args``; returns the exit code."""
+    from app.cli.mask_decoder_pull import pull_decoder
     from app.cli.models_command import models_dir_from
 
     models_dir = models_dir_from(args)
@@ -45,16 +46,6 @@ def run_masks_command(args: argparse.Namespace) -> int:
         return 0
     args.masks_parser.print_help(sys.stderr)
     return 2
-
-
-def pull_decoder(models_dir: Path) -> Path:
-    """Download the decoder with progress on stderr (kept if already there)."""
-    from app.cli.progress_printer import ProgressPrinter
-    from app.models.mask_decoder import decoder_url, download_decoder
-
-    print(f"mask decoder: {decoder_url()}", file=sys.stderr)
-    with ProgressPrinter() as printer:
-        return download_decoder(models_dir, progress=printer)
 
 
 def _status(models_dir: Path, as_json: bool) -> int:

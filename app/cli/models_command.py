@@ -110,8 +110,8 @@ def _installed(args: argparse.Namespace):
 def _list(args: argparse.Namespace) -> int:
     import json
 
+    from app.model_files.hf_cache import cached_checkpoints, hub_cache_dir
     from app.models.disk_space import format_size
-    from app.models.hf_cache import cached_checkpoints, hub_cache_dir
     from app.models.unfinished import unfinished_work
 
     models = _installed(args)
@@ -190,7 +190,7 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
                                  repo_id=repo_id, token=args.token, revision=args.revision,
                                  use_hf_cache=use_cache)
     else:
-        from app.models.hf_cache import repo_id_of_snapshot
+        from app.model_files.hf_cache import repo_id_of_snapshot
 
         cached_repo = repo_id_of_snapshot(Path(args.path))  # a Hugging Face cache snapshot
         name = args.name or (cached_repo.split("/")[-1] if cached_repo
@@ -207,7 +207,7 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
 
 def _offer_mask_decoder(models_dir: Path) -> None:
     """Get the segment task's mask decoder with the first model; a failure only warns."""
-    from app.cli.masks_command import pull_decoder
+    from app.cli.mask_decoder_pull import pull_decoder
     from app.errors import PaliDeskError
     from app.models.mask_decoder import installed_decoder
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.convert.safetensors_reader import SafetensorsFiles
 from app.errors import ConversionError
-from app.models.decoder_shape import DecoderShape
+from app.model_files.decoder_shape import DecoderShape
 
 # Gemma2Config / SiglipVisionConfig defaults that real PaliGemma 2 configs omit.
 _TEXT_DEFAULTS = {

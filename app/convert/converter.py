@@ -14,16 +14,16 @@ from app.convert.gguf_output import disk_error, write_gguf
 from app.convert.tensor_plan import OUT_TYPES, check_tensors, text_plan, vision_plan
 from app.convert.vocab import Vocab, load_vocab
 from app.errors import ConversionError, ModelFolderError
-from app.models import gguf_keys as keys
-from app.models.hf_cache import repo_id_of_snapshot
-from app.models.manifest import (
+from app.model_files import gguf_keys as keys
+from app.model_files.hf_cache import repo_id_of_snapshot
+from app.model_files.manifest import (
     MANIFEST_NAME,
     Manifest,
     describe_file,
     read_manifest,
     write_manifest,
 )
-from app.models.verification import record_verified
+from app.model_files.verification import record_verified
 from app.progress import CancelFlag, ProgressCallback, no_progress
 
 CONVERTER_VERSION = f"palidesk-{__version__}/1"

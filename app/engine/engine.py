@@ -31,6 +31,7 @@ from app.engine.decode_threads import DecodeThreadChooser
 from app.engine.embedding_cache import ImageEmbeddingCache
 from app.engine.events import GenerationOptions, ResultEvent, Timings, TokenEvent
 from app.engine.image_input import PreparedImage, prepare_image
+from app.engine.limits import MAX_NEW_TOKENS
 from app.engine.llama_library import (
     default_threads,
     ensure_backend,
@@ -39,17 +40,16 @@ from app.engine.llama_library import (
 )
 from app.engine.token_embeddings import TokenEmbeddingTable
 from app.errors import EngineError
-from app.models.model_folder import ModelPair
-from app.models.verification import verify_files
+from app.model_files.model_folder import ModelPair
+from app.model_files.verification import verify_files
 from app.progress import CancelFlag
-from app.settings.validation import MAX_NEW_TOKENS
 
 ImageInput = str | Path | Image.Image | PreparedImage
 
 # The context is sized for the largest "Max new tokens" the settings allow, so raising
 # the setting never needs a reload. With the prefix this is 2560 (224 px), 3328 (448 px)
 # and 6400 (896 px) positions of the model's 8192; at 896 px the ceiling would be 3840.
-MAX_NEW_TOKENS_LIMIT = MAX_NEW_TOKENS  # the settings' own upper limit
+MAX_NEW_TOKENS_LIMIT = MAX_NEW_TOKENS  # the settings allow no more (app/engine/limits.py)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 from gguf.quants import dequantize
 
 from app.errors import ModelFolderError
-from app.models.gguf_header import GGUFHeader
+from app.model_files.gguf_header import GGUFHeader
 
 
 class TokenEmbeddingTable:

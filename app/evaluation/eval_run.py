@@ -26,8 +26,8 @@ from app.evaluation.peak_memory import PeakMemory
 from app.evaluation.predictions import Prediction, prediction_from_record
 from app.evaluation.score import score_predictions
 from app.evaluation.truth import SpatialTruth, TextTruth
+from app.model_files.model_folder import QUALITY_ORDER, ModelFolder
 from app.models.measured_speed import QuantSpeed, machine_id, record_speed
-from app.models.model_folder import QUALITY_ORDER, ModelFolder
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent, no_progress
 from app.tasks.task_runner import TaskResult, run_task
 

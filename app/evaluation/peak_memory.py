@@ -2,17 +2,21 @@
 
 A background thread samples every ``interval`` seconds: this process's resident set
 (``/proc/self/statm`` on Linux, else ``resource``'s lifetime peak) and, where NVML
-sees an NVIDIA GPU, the GPU memory this process uses (the device's used memory when the
-driver does not list processes). Samples can miss a spike shorter than the interval.
+sees an NVIDIA GPU, the GPU memory this process uses (the device's used memory, with a
+warning in the log, when the driver does not list processes). Samples can miss a spike
+shorter than the interval.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from types import TracebackType
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def resident_bytes() -> int | None:
@@ -33,20 +37,29 @@ def resident_bytes() -> int | None:
 
 
 class _GpuMemory:
-    """Reads this process's GPU memory through NVML; ``read()`` is None without a GPU."""
+    """Reads this process's GPU memory through NVML; ``read()`` is None without a GPU.
+
+    Where the driver does not say which process uses what (it lists none, or cannot be
+    asked), the figure is the whole device's use, other programs included: said once in
+    the log, and in ``whole_device``.
+    """
 
     def __init__(self) -> None:
         self._nvml: Any = None
         self._handles: list[Any] = []
+        self.whole_device = False
         try:
             import pynvml
-
+        except ImportError:  # no library: VRAM is simply not measured
+            return
+        try:
             pynvml.nvmlInit()
-            self._nvml = pynvml
             self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i)
                              for i in range(pynvml.nvmlDeviceGetCount())]
-        except Exception:  # no driver, no library, no GPU: VRAM is simply not measured
-            self._nvml = None
+        except pynvml.NVMLError as exc:  # no driver, no GPU: VRAM is not measured
+            log.debug("no GPU memory figures: %s", exc)
+            return
+        self._nvml = pynvml
 
     def read(self) -> int | None:
         if self._nvml is None or not self._handles:
@@ -55,19 +68,27 @@ class _GpuMemory:
         for handle in self._handles:
             try:
                 processes = self._nvml.nvmlDeviceGetComputeRunningProcesses(handle)
-                mine = [p.usedGpuMemory or 0 for p in processes if p.pid == os.getpid()]
-                total += sum(mine) if processes else int(
-                    self._nvml.nvmlDeviceGetMemoryInfo(handle).used)
-            except Exception:
-                try:
-                    total += int(self._nvml.nvmlDeviceGetMemoryInfo(handle).used)
-                except Exception:
-                    return None
+            except self._nvml.NVMLError as exc:
+                processes, reason = [], f"the driver cannot list them ({exc})"
+            else:
+                reason = "the driver lists no processes"
+            if processes:
+                total += sum(p.usedGpuMemory or 0 for p in processes if p.pid == os.getpid())
+                continue
+            if not self.whole_device:
+                self.whole_device = True
+                log.warning("GPU memory per process is unknown here (%s): the VRAM figure "
+                            "is the whole device's use, other programs included", reason)
+            try:
+                total += int(self._nvml.nvmlDeviceGetMemoryInfo(handle).used)
+            except self._nvml.NVMLError as exc:
+                log.warning("GPU memory could not be read: %s", exc)
+                return None
         return total
 
     def close(self) -> None:
         if self._nvml is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(self._nvml.NVMLError):
                 self._nvml.nvmlShutdown()
 
 

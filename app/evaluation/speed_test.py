@@ -16,8 +16,8 @@ from app.engine.context_size import engine_config
 from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, ResultEvent
 from app.evaluation.peak_memory import PeakMemory
+from app.model_files.model_folder import ModelFolder
 from app.models.measured_speed import QuantSpeed, record_speed
-from app.models.model_folder import ModelFolder
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent, no_progress
 from app.resources import resource_path
 

@@ -24,7 +24,7 @@ from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as T
 
 from app.errors import CatalogError
-from app.models.decoder_shape import DecoderShape
+from app.model_files.decoder_shape import DecoderShape
 
 OWNER = "google"
 VOCAB_ROWS = 257216  # 257152 tokens, embedding matrix padded to a multiple of 64

@@ -50,6 +50,7 @@ from app.errors import (
     DownloadError,
     PaliDeskError,
 )
+from app.model_files.hf_cache import hub_cache_dir, remember_ref
 from app.models.catalog import VariantDims, check_catalog_shapes, read_config_dims
 from app.models.checksums import file_matches
 from app.models.disk_space import (
@@ -61,7 +62,6 @@ from app.models.disk_space import (
     same_disk,
 )
 from app.models.download_progress import ByteProgress
-from app.models.hf_cache import hub_cache_dir, remember_ref
 from app.models.hub_errors import describe_transport, hub_errors
 from app.models.hub_files import DownloadPlan, RemoteFile, hub_endpoint, plan_download
 from app.models.hub_leftovers import cache_partial, cache_partial_lock

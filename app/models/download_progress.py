@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 from app.models.disk_space import format_size
-from app.progress import ProgressCallback, ProgressEvent
+from app.progress import ProgressCallback, ProgressEvent, format_duration
 
 STAGE = "download"
 # At most this many events a second reach the callback (a fast link yields thousands of
@@ -25,16 +25,6 @@ MIN_MEASURE_S = 0.5
 HEARTBEAT_S = 1.0
 # After this long without a byte the line says so.
 QUIET_NOTE_S = 3.0
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as people say them: 45 s, 3 min 20 s, 1 h 05 min."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class ByteProgress:

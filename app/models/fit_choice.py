@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from app.errors import CatalogError
 from app.hardware import GpuInfo, HardwareReport, format_gb
+from app.model_files.model_folder import ModelFolder
 from app.models.catalog import QUANTS, CatalogEntry
 from app.models.decode_speed import SpeedFigure, bytes_per_token, cpu_speeds
 from app.models.fit_estimate import (
@@ -22,7 +23,6 @@ from app.models.fit_estimate import (
     estimate_layout,
     layout_for,
 )
-from app.models.model_folder import ModelFolder
 
 # On the CPU PaliDesk uses at most this share of the available RAM: the rest stays for
 # the system, the browser and whatever else the user runs beside it.

@@ -15,11 +15,11 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.models import gguf_keys as keys
+from app.model_files import gguf_keys as keys
+from app.model_files.decoder_shape import DecoderShape, shape_fields
+from app.model_files.gguf_header import GGUFHeader
+from app.model_files.model_folder import ModelFolder
 from app.models.catalog import CatalogEntry, tensor_nbytes
-from app.models.decoder_shape import DecoderShape, shape_fields
-from app.models.gguf_header import GGUFHeader
-from app.models.model_folder import ModelFolder
 from app.settings.validation import MAX_NEW_TOKENS
 
 MIB = 1024**2

@@ -16,7 +16,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.models.hf_cache import hub_cache_dir
+from app.model_files.hf_cache import hub_cache_dir
 
 PARTIAL_SUFFIX = ".palidesk.incomplete"
 REPO_PREFIX = "models--"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import ModelFolderError, PaliDeskError
-from app.models.manifest import MANIFEST_NAME, Manifest, read_manifest
+from app.model_files.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 # A folder being prepared or imported carries this suffix until it is complete, so a
 # half-made model is never listed as installed.

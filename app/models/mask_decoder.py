@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import httpx2
 
+from app.atomic_files import move_into_place, write_text_atomic
 from app.errors import (
     Cancelled,
     CorruptDownloadError,
@@ -131,8 +132,8 @@ def _install(staged: Path, weights: Path, sha256: str, source: str) -> Path:
     read_decoder_weights(staged)  # raises MaskDecoderError with the reason
     record = {"sha256": sha256, "size": staged.stat().st_size, "source": source}
     try:
-        _record_path(weights).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(staged, weights)
+        write_text_atomic(_record_path(weights), json.dumps(record, indent=2) + "\n")
+        move_into_place(staged, weights)
     except OSError as exc:
         raise write_error(exc, weights.name, weights.parent) from exc
     return weights

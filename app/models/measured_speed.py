@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.atomic_files import write_text_atomic
+
 SPEED_NAME = "speed.json"
 SPEED_FORMAT = 1
 
@@ -85,9 +87,7 @@ def record_speed(folder: Path, quant: str, speed: QuantSpeed,
     speeds[quant.upper()] = speed
     data = {"format": SPEED_FORMAT, "quants": {q: asdict(s) for q, s in speeds.items()}}
     target = folder / SPEED_NAME
-    temporary = target.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(temporary, target)
+    write_text_atomic(target, json.dumps(data, indent=2))
 
 
 def describe_speed(speed: QuantSpeed) -> str:

@@ -17,6 +17,9 @@ from pathlib import Path
 from app.convert.checkpoint import open_checkpoint
 from app.convert.converter import convert_checkpoint
 from app.errors import ModelFolderError, PaliDeskError
+from app.model_files.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
+from app.model_files.manifest import MANIFEST_NAME, read_manifest
+from app.model_files.model_folder import ModelFolder
 from app.models.catalog import (
     VariantDims,
     check_catalog_shapes,
@@ -24,10 +27,7 @@ from app.models.catalog import (
     read_config_dims,
 )
 from app.models.disk_space import DISK_MARGIN_BYTES, check_disk_space, gguf_bytes
-from app.models.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
 from app.models.installed import InstalledModels
-from app.models.manifest import MANIFEST_NAME, read_manifest
-from app.models.model_folder import ModelFolder
 from app.models.quantize import quantize_folder
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent, no_progress
 from app.resources import resource_path

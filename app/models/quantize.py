@@ -22,9 +22,9 @@ from app.convert.converter import text_file_name
 from app.convert.gguf_output import disk_error
 from app.engine.llama_library import default_threads, ensure_backend
 from app.errors import QuantizationError
-from app.models.manifest import describe_file, write_manifest
-from app.models.model_folder import QUALITY_ORDER, ModelFolder
-from app.models.verification import record_verified
+from app.model_files.manifest import describe_file, write_manifest
+from app.model_files.model_folder import QUALITY_ORDER, ModelFolder
+from app.model_files.verification import record_verified
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent, no_progress
 
 FTYPES: dict[str, int] = {

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from app.models.download_progress import format_duration
+from app.progress import format_duration
 from app.session.identity import ModelIdentity
 from app.session.job import CANCELLED, DONE, FAILED, SKIPPED, Job
 

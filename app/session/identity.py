@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from app.engine.events import GenerationOptions
 
 if TYPE_CHECKING:
-    from app.models.model_folder import ModelPair
+    from app.model_files.model_folder import ModelPair
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from app.session.identity import ModelIdentity
 if TYPE_CHECKING:
     from app.engine.engine import EngineConfig
     from app.hardware import HardwareReport
-    from app.models.model_folder import ModelFolder, ModelPair
+    from app.model_files.model_folder import ModelFolder, ModelPair
     from app.settings import Settings
 
 __all__ = ["LoadPlan", "choose_mask_decoder", "context_new_tokens", "display_name",
@@ -59,7 +59,7 @@ def plan_load(folder: ModelFolder | Path | str, quant: str | None = None,
     ``gpu_layers`` None = chosen for the quantization that loads; ``max_new_tokens`` see
     ``context_new_tokens``. Raises ModelFolderError (no such folder or quantization)
     before anything is loaded."""
-    from app.models.model_folder import ModelFolder
+    from app.model_files.model_folder import ModelFolder
 
     folder = folder if isinstance(folder, ModelFolder) else ModelFolder(folder)
     choice_sentence = None

@@ -54,7 +54,7 @@ def model_display_name(folder: Path) -> str:
     """The name the status bar gives a model folder: its source checkpoint's name (what
     it shows once loaded), else the folder's name."""
     try:
-        from app.models.model_folder import ModelFolder
+        from app.model_files.model_folder import ModelFolder
 
         return str(ModelFolder(folder).manifest.source.get("name") or folder.name)
     except (PaliDeskError, OSError, ValueError):

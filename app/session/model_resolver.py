@@ -25,8 +25,8 @@ def resolve_model(value: str | Path, models_dir: Path | str | None = None) -> Pa
     given — the model folder check says what is wrong with it — else the name of a model
     installed under ``models_dir`` (default: Settings' models folder), as
     ``palidesk models list`` shows it. Raises ModelFolderError in plain words."""
+    from app.model_files.manifest import MANIFEST_NAME
     from app.models.installed import InstalledModels
-    from app.models.manifest import MANIFEST_NAME
 
     path = Path(value).expanduser()
     if path.exists() or len(path.parts) != 1:

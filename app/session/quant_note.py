@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from app.hardware import HardwareReport
 from app.hardware.hardware_report import format_gb
+from app.model_files.model_folder import ModelFolder
 from app.models.fit_choice import FitChoice, choose
-from app.models.model_folder import ModelFolder
 
 AUTOMATIC = "auto"
 

@@ -1,7 +1,9 @@
 """The history database as the one home of every result: what is stored for a job, what
 counts as "already done", and which results an image or a session has.
 
-Views and exports read records from here; no widget keeps a result the store lacks.
+Views and exports read records from here. The one result shown without being here is one
+the store failed to save (a history error): the window still shows it, so the answer is
+not lost from view (app/ui/job_display.py).
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ class Session:
     def __init__(self) -> None:
         self.model: ModelIdentity | None = None
         self.loading = False
-        self.load_error = ""  # why the last load failed, until a model loads
         self.batch: Batch | None = None
         self.running: Job | None = None  # sent to the worker and not ended yet
         self._last_id = 0
@@ -102,7 +101,7 @@ class Session:
 
     def model_loaded(self, model: ModelIdentity) -> Job | None:
         """The worker loaded ``model``: a paused batch goes on with it."""
-        self.loading, self.model, self.load_error = False, model, ""
+        self.loading, self.model = False, model
         if self.batch is not None and self.batch.state is BatchState.STOPPED:
             # Stopped by a load that failed: the reason no longer holds once one loads.
             self.batch.reason = "a model is loaded now; Run All runs the images left"
@@ -114,7 +113,7 @@ class Session:
 
     def model_failed(self, reason: str) -> None:
         """The load failed: no model is loaded any more; a batch stops with the reason."""
-        self.loading, self.model, self.load_error = False, None, reason
+        self.loading, self.model = False, None
         if self.batch is not None:
             self.batch.stop(f"the model could not be loaded: {reason}")
 

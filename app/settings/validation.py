@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from app.engine.limits import MAX_NEW_TOKENS
 from app.settings.settings import SCHEMA_VERSION, Settings
 from app.tasks.languages import LANGUAGES
 from app.tasks.prompts import CaptionStyle, TaskKind
 
-MAX_NEW_TOKENS = 2048
 _HINTS: dict[str, Any] = get_type_hints(Settings)
 
 

@@ -25,7 +25,7 @@ from app.engine.llama_library import supports_gpu_offload
 from app.errors import PaliDeskError
 from app.hardware import detect, format_gb
 from app.history import HistoryStore
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.session.identity import ModelIdentity
 from app.session.job import Job, JobOutcome, JobStarted
 from app.session.job_runner import execute_job

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import PaliDeskError
 from app.evaluation.scored_tasks import SCORED_TASKS
-from app.models.model_folder import ModelFolder
+from app.model_files.model_folder import ModelFolder
 from app.progress import CancelFlag, ProgressCallback, ProgressEvent
 from app.ui.background_task import BackgroundTask, TaskDialog, time_left
 

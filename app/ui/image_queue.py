@@ -3,7 +3,7 @@
 Thumbnails are decoded on a thread pool so that adding hundreds of images never blocks
 the window; results come back through a queued signal, so item state only ever changes in
 the GUI thread. The widget holds no model logic: the main window reads ``runnable_items``
-and reports progress back with ``set_status``.
+and JobDisplay (job_display.py) reports each job's status back with ``set_status``.
 """
 
 from __future__ import annotations

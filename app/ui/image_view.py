@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
@@ -29,7 +28,6 @@ from PySide6.QtGui import (
     QPixmap,
     QResizeEvent,
     QShowEvent,
-    QTransform,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
@@ -132,7 +130,6 @@ class ImageView(QGraphicsView):
         self._image_item.setVisible(False)
         self._scene.addItem(self._image_item)
         self._overlays: list[_Overlay] = []
-        self._overlays_visible = True
         self._message = EMPTY_HINT
         self._shown: tuple[Path, int, int] | None = None  # (path, mtime_ns, size) on screen
         self._fit_mode = True  # refit on resize until the user zooms
@@ -287,39 +284,8 @@ class ImageView(QGraphicsView):
         return [overlay.box for overlay in self._overlays]
 
     def mask_items(self) -> list[QGraphicsItem]:
-        """The mask items, one per object that has a mask (``obj.mask`` or ``set_mask``)."""
+        """The mask items, one per object that has a mask."""
         return [overlay.mask for overlay in self._overlays if overlay.mask is not None]
-
-    def set_overlays_visible(self, visible: bool) -> None:
-        """Show or hide every box, tag and mask (e.g. to compare with the bare image)."""
-        self._overlays_visible = visible
-        for overlay in self._overlays:
-            overlay.box.setVisible(visible)
-            if overlay.mask is not None:
-                overlay.mask.setVisible(visible)
-
-    def set_mask(self, obj: DetectedObject, mask: np.ndarray) -> None:
-        """Fill where ``mask`` > 0 with ``obj``'s colour, translucent.
-
-        ``mask`` is a 2-D float array covering the object's box at any resolution; it is
-        resized to the box's size in image pixels. ``obj`` is added first if not shown.
-        Raises ValueError for a mask that is not a non-empty 2-D array.
-        """
-        values = np.asarray(mask, dtype=np.float32)
-        if values.ndim != 2 or values.size == 0:
-            raise ValueError(f"mask must be a non-empty 2-D array, got shape {values.shape}")
-        overlay = self._find(obj) or self._add_overlay(obj)
-        x_min, y_min, x_max, y_max = obj.box
-        width, height = max(1, round(x_max - x_min)), max(1, round(y_max - y_min))
-        values = np.nan_to_num(values, nan=0.0)
-        resized = np.asarray(
-            Image.fromarray(values).resize((width, height), Image.Resampling.BILINEAR)
-        )
-        item = self._place_mask(overlay, resized > 0, x_min, y_min, smooth=True)
-        # Stretch the rounded pixel grid back onto the exact (fractional) box.
-        scale_x = (x_max - x_min) / width if x_max > x_min else 1.0
-        scale_y = (y_max - y_min) / height if y_max > y_min else 1.0
-        item.setTransform(QTransform.fromScale(scale_x, scale_y))
 
     def _draw_full_mask(self, overlay: _Overlay, mask: np.ndarray) -> None:
         """Fill the True pixels of an image-sized bool ``mask`` in the label's colour.
@@ -332,11 +298,10 @@ class ImageView(QGraphicsView):
             return  # an empty mask: the box alone says where the object is
         top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         # Nearest-pixel scaling: the mask is exact per image pixel, so keep its edges crisp.
-        self._place_mask(overlay, mask[top:bottom, left:right], float(left), float(top),
-                         smooth=False)
+        self._place_mask(overlay, mask[top:bottom, left:right], float(left), float(top))
 
-    def _place_mask(self, overlay: _Overlay, inside: np.ndarray, x: float, y: float,
-                    smooth: bool) -> QGraphicsPixmapItem:
+    def _place_mask(self, overlay: _Overlay, inside: np.ndarray, x: float,
+                    y: float) -> QGraphicsPixmapItem:
         """Show the True pixels of ``inside`` in the label's colour with its top-left corner
         at (x, y) in image pixels, under the box, replacing the overlay's previous mask."""
         color = color_for_label(overlay.obj.label)
@@ -345,11 +310,9 @@ class ImageView(QGraphicsView):
         rgba[inside] = (color.red(), color.green(), color.blue(), _MASK_ALPHA)
         image = QImage(rgba.tobytes(), width, height, width * 4, QImage.Format.Format_RGBA8888)
         item = QGraphicsPixmapItem(QPixmap.fromImage(image.copy()))
-        item.setTransformationMode(Qt.TransformationMode.SmoothTransformation if smooth
-                                   else Qt.TransformationMode.FastTransformation)
+        item.setTransformationMode(Qt.TransformationMode.FastTransformation)
         item.setPos(x, y)
         item.setZValue(_Z_MASK)
-        item.setVisible(self._overlays_visible)
         if overlay.mask is not None:
             self._scene.removeItem(overlay.mask)
         self._scene.addItem(item)
@@ -369,7 +332,6 @@ class ImageView(QGraphicsView):
         box.setToolTip(
             f"{obj.label}\n({x_min:.0f}, {y_min:.0f}) – ({x_max:.0f}, {y_max:.0f})"
         )
-        box.setVisible(self._overlays_visible)
         tag = _LabelTag(obj.label, color, box)
         tag.setPos(x_min, y_min)
         self._scene.addItem(box)
@@ -377,13 +339,6 @@ class ImageView(QGraphicsView):
         self._overlays.append(overlay)
         self._place_tag(overlay)
         return overlay
-
-    def _find(self, obj: DetectedObject) -> _Overlay | None:
-        # The same object first, then an equal one (results reloaded from history).
-        for overlay in self._overlays:
-            if overlay.obj is obj:
-                return overlay
-        return next((overlay for overlay in self._overlays if overlay.obj == obj), None)
 
     def _place_tags(self) -> None:
         for overlay in self._overlays:

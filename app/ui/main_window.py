@@ -41,6 +41,7 @@ from app.settings import Settings, SettingsStore
 from app.tasks.prompts import TaskKind
 from app.ui.drop_target import ImageDropMixin
 from app.ui.engine_worker import EngineThread, LoadedModel, LoadRequest
+from app.ui.failures import failure_text
 from app.ui.first_run_panel import FirstRunPanel
 from app.ui.image_queue import ImageQueue, QueueItem
 from app.ui.image_view import ImageView
@@ -314,7 +315,7 @@ class MainWindow(ImageDropMixin, WindowDialogsMixin, QMainWindow):
         try:
             self.settings_store.save(self.settings)
         except Exception as exc:  # a settings write failure must not block closing
-            self.notices.show_notice(str(exc), error=True)
+            self.notices.show_notice(failure_text(exc, "saving the settings"), error=True)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the work in progress and close once the worker has let go of the model.

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.hardware import HardwareReport, detect, format_gb
+from app.model_files.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
 from app.models.catalog import CATALOG, CatalogEntry
 from app.models.disk_space import format_size
 from app.models.fit_choice import FitChoice, choose, fit_badge
-from app.models.hf_cache import find_cached_checkpoint, repo_id_of_snapshot
 from app.models.installed import InstalledModels
 from app.models.mask_decoder import decoder_problem, import_decoder, masks_weights_path
 from app.models.measured_speed import describe_speed, speeds_here
@@ -35,6 +35,7 @@ from app.models.prepare import PrepareRequest
 from app.models.recommend import recommend
 from app.models.unfinished import Unfinished, clean_unfinished, unfinished_work
 from app.progress import ProgressEvent
+from app.ui.failures import failure_text
 from app.ui.mask_decoder_worker import MaskDecoderThread
 from app.ui.prepare_worker import PrepareThread
 
@@ -255,7 +256,7 @@ class ModelsDialog(QDialog):
         try:
             self.models.remove(name)
         except Exception as exc:
-            self.status.setText(str(exc))
+            self.status.setText(failure_text(exc, f"removing {name}"))
         self.refresh_installed()
 
     def clean_up(self) -> None:
@@ -266,7 +267,7 @@ class ModelsDialog(QDialog):
         try:
             freed = clean_unfinished(self.models)[2]
         except Exception as exc:
-            self.status.setText(str(exc))
+            self.status.setText(failure_text(exc, "cleaning up unfinished downloads"))
         else:
             self.status.setText(f"Deleted {len(leftovers)} unfinished download(s); "
                                 f"{format_size(freed)} freed.")
@@ -319,8 +320,8 @@ class ModelsDialog(QDialog):
             return
         try:
             import_decoder(self.models.models_dir, chosen)
-        except Exception as exc:  # PaliDeskError: a sentence; anything else: still say it
-            self.status.setText(str(exc))
+        except Exception as exc:
+            self.status.setText(failure_text(exc, "importing the mask decoder"))
         else:
             self.status.setText(f"Installed the mask decoder from {chosen.name}.")
         self.refresh_decoder()

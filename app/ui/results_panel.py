@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QTextCursor
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -32,6 +32,7 @@ from app.session.stream_pacing import shows_same
 from app.tasks.object_masks import mask_area
 from app.tasks.output_text import without_end_marker
 from app.tasks.parsing import DetectedObject
+from app.ui.label_colors import color_for_label
 
 if TYPE_CHECKING:  # importing task_runner at run time would load llama.cpp
     from app.tasks.task_runner import TaskResult
@@ -101,16 +102,6 @@ def record_title(record: HistoryRecord) -> str:
     if record_state(record) != "finished":
         parts.append(record_state(record))
     return " · ".join(parts)
-
-
-def _label_color(label: str) -> QColor:
-    # Imported here, not at the top: label_colors is written alongside this panel, and a
-    # missing module must cost the swatch only, never the whole results panel.
-    try:
-        from app.ui.label_colors import color_for_label
-    except ImportError:
-        return QColor(128, 128, 128)
-    return color_for_label(label)
 
 
 class ResultsPanel(QWidget):
@@ -428,7 +419,7 @@ class ResultsPanel(QWidget):
         self.table.insertRow(row)
         swatch = QTableWidgetItem()
         # A QColor as decoration is painted as a small filled square: the box's colour.
-        swatch.setData(Qt.ItemDataRole.DecorationRole, _label_color(obj.label))
+        swatch.setData(Qt.ItemDataRole.DecorationRole, color_for_label(obj.label))
         self.table.setItem(row, 0, swatch)
         self.table.setItem(row, 1, QTableWidgetItem(obj.label))
         box = ", ".join(str(round(value)) for value in obj.box)

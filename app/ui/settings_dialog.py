@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from pathlib import Path
 
@@ -28,12 +29,14 @@ from PySide6.QtWidgets import (
 
 from app.errors import ModelFolderError, PaliDeskError
 from app.hardware import HardwareReport, detect
+from app.model_files.model_folder import ModelFolder
 from app.models.fit_choice import FitChoice, choose, fit_badge
 from app.models.measured_speed import describe_speed, speeds_here
-from app.models.model_folder import ModelFolder
 from app.session.quant_note import quant_note
 from app.settings.settings import Settings
 from app.settings.validation import MAX_NEW_TOKENS
+
+log = logging.getLogger(__name__)
 
 AUTOMATIC_QUANT = "auto"
 AUTOMATIC_QUANT_LABEL = "Automatic (best installed)"
@@ -58,7 +61,8 @@ def gpu_offload_available() -> bool | None:
         from app.engine.llama_library import supports_gpu_offload
 
         return supports_gpu_offload()
-    except Exception:
+    except Exception:  # the dialog still opens; the log says why the answer is unknown
+        log.warning("could not tell whether this llama.cpp build can use a GPU", exc_info=True)
         return None
 
 

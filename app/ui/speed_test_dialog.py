@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import PaliDeskError
+from app.model_files.model_folder import ModelFolder
 from app.models.measured_speed import QuantSpeed, speeds_here
-from app.models.model_folder import ModelFolder
 from app.progress import ProgressEvent
 from app.ui.background_task import BackgroundTask, TaskDialog, time_left
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import ModelFolderError
-from app.models import gguf_keys as keys
-from app.models.gguf_header import GGUFHeader, read_gguf_header
-from app.models.manifest import Manifest, ModelFile, read_manifest
-from app.models.verification import check_size
+from app.model_files import gguf_keys as keys
+from app.model_files.gguf_header import GGUFHeader, read_gguf_header
+from app.model_files.manifest import Manifest, ModelFile, read_manifest
+from app.model_files.verification import check_size
 
 # Highest quality first: "the best file present" when no quantization is asked for.
 QUALITY_ORDER = ("F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0",

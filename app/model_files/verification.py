@@ -16,7 +16,8 @@ from pathlib import Path
 
 from app.atomic_files import write_text_atomic
 from app.errors import ModelFolderError
-from app.models.manifest import ModelFile, read_manifest, sha256_of
+from app.file_digest import file_sha256
+from app.model_files.manifest import ModelFile, read_manifest
 
 STAMP_NAME = ".verified.json"
 
@@ -76,7 +77,7 @@ def check_file(folder: Path, entry: ModelFile, *, hash_always: bool = False) -> 
         return
     path = folder / entry.name
     try:
-        digest = sha256_of(path)
+        digest = file_sha256(path)
     except OSError as exc:
         raise ModelFolderError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     if digest != entry.sha256:

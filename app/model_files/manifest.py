@@ -52,11 +52,8 @@ class Manifest:
         self.files.append(entry)
 
 
-sha256_of = file_sha256  # the name the model code and its tests use
-
-
 def describe_file(path: Path, role: str, type_: str) -> ModelFile:
-    return ModelFile(role, type_, path.name, path.stat().st_size, sha256_of(path))
+    return ModelFile(role, type_, path.name, path.stat().st_size, file_sha256(path))
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
