@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_score import CAT_A, CAT_B, DOG_A, PERFECT, coco_truth, run_record, write_jsonl
 
 from app.evaluation.score import score_files
 from app.evaluation.truth import TruthError
-from test_score import CAT_A, CAT_B, DOG_A, PERFECT, coco_truth, run_record, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def _score(tmp_path: Path, truth: Path, records: list[dict[str, Any]],
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_truth_box_that_is_not_finite_is_refused(tmp_path: Path, bad: float) -> None:
     truth = _coco(tmp_path, lambda d: d["annotations"][0]["bbox"].__setitem__(2, bad))
-    with pytest.raises(TruthError, match="annotation 1's bbox .*finite numbers"):
+    with pytest.raises(TruthError, match=r"annotation 1's bbox .*finite numbers"):
         _score(tmp_path, truth, PERFECT)
 
 
@@ -62,7 +62,7 @@ def test_truth_annotation_for_unknown_image_is_refused(tmp_path: Path) -> None:
 
 def test_truth_with_duplicate_file_names_is_refused(tmp_path: Path) -> None:
     truth = _coco(tmp_path, lambda d: d["images"][1].__setitem__("file_name", "a.png"))
-    with pytest.raises(TruthError, match="'a.png' twice"):
+    with pytest.raises(TruthError, match=r"'a\.png' twice"):
         _score(tmp_path, truth, PERFECT)
 
 
@@ -77,7 +77,7 @@ def test_yolo_label_with_nan_is_refused(tmp_path: Path) -> None:
 
     root = yolo_truth(tmp_path)
     (root / "labels" / "b.txt").write_text("0 0.5 0.5 nan 0.1\n")
-    with pytest.raises(TruthError, match="b.txt line 1 holds 'nan'"):
+    with pytest.raises(TruthError, match=r"b\.txt line 1 holds 'nan'"):
         _score(tmp_path, root, PERFECT)
 
 

@@ -149,7 +149,8 @@ def _load_coco(path: Path) -> SpatialTruth:
         categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         annotations = []
         for number, ann in enumerate(data.get("annotations", []), 1):
-            x, y, w, h = (_finite(v, f"{path.name}: annotation {number}'s bbox") for v in ann["bbox"])
+            where = f"{path.name}: annotation {number}'s bbox"
+            x, y, w, h = (_finite(v, where) for v in ann["bbox"])
             entry = {"id": number, "image_id": int(ann["image_id"]),
                      "category_id": int(ann["category_id"]), "bbox": [x, y, w, h],
                      "area": float(ann.get("area") or w * h),
