@@ -8,41 +8,55 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli import option_types
+from app.settings.validation import MAX_NEW_TOKENS
+
 
 def add_eval_parser(sub: Any) -> None:
     """Register ``palidesk eval`` on the main parser's subcommands."""
     from app.evaluation.scored_tasks import SCORED_TASKS
 
-    ev = sub.add_parser("eval", help="compare quantizations for quality and speed on your images")
-    ev.add_argument("--model", type=Path, required=True, help="model folder")
+    ev = sub.add_parser(
+        "eval", help="compare quantizations for quality and speed on your images",
+        description="Run the task with each quantization on your images, score the answers "
+                    "against labels (optional), measure how often each agrees with the best "
+                    "one and how fast it is; writes report.json, report.html and the "
+                    "predictions into --out (a new or empty folder).")
+    ev.add_argument("--model", required=True, metavar="NAME|DIR",
+                    help="an installed model's name or a model folder")
     ev.add_argument("--quant", default="", help="e.g. F16,Q8_0,Q4_K_M (default: all installed)")
     ev.add_argument("--reference", help="quantization to agree with (default: best installed)")
     ev.add_argument("--task", required=True, choices=SCORED_TASKS)
     ev.add_argument("--truth", type=Path, help="COCO JSON, YOLO folder or JSONL (optional)")
     ev.add_argument("--images", type=Path, help="image folder (default: beside the truth)")
-    ev.add_argument("--limit", type=int, help="at most this many images")
-    ev.add_argument("--out", type=Path, required=True, help="folder for report.json/.html")
+    ev.add_argument("--limit", type=option_types.whole_number(1, 2**31 - 1),
+                    help="at most this many images")
+    ev.add_argument("--out", type=Path, required=True,
+                    help="folder for report.json/.html (new or empty)")
     ev.add_argument("--classes", default="", help='detect/segment: "cat; dog" (default: '
                     "the truth's categories)")
     ev.add_argument("--prompt", default="", help="ask: the question, when the truth has none")
     ev.add_argument("--caption-style", default="caption", choices=("cap", "caption", "describe"))
     ev.add_argument("--lang", default="en")
-    ev.add_argument("--max-tokens", type=int, default=128)
-    ev.add_argument("--threads", type=int)
-    ev.add_argument("--gpu-layers", type=int,
+    ev.add_argument("--max-tokens", type=option_types.max_tokens, default=128,
+                    help=f"1 to {MAX_NEW_TOKENS} (default 128)")
+    ev.add_argument("--threads", type=option_types.threads)
+    ev.add_argument("--gpu-layers", type=option_types.gpu_layers,
                     help="-1 = all (default: what the automatic choice would use)")
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from app.cli.eval_output import check_out_folder, eval_progress
+    from app.cli.model_argument import resolve_model_argument
     from app.evaluation.eval_images import collect_images
     from app.evaluation.eval_run import EvalPlan, plan_quants, run_eval
     from app.evaluation.report_html import write_html
     from app.evaluation.score import load_truth
     from app.models.model_folder import ModelFolder
-    from app.progress import CancelFlag, ProgressEvent
+    from app.progress import CancelFlag
 
+    check_out_folder(args.out)  # before the work, not after an hour of it
+    args.model = resolve_model_argument(args.model)
     folder = ModelFolder(args.model)
     quants, reference = plan_quants(folder, args.quant.split(","), args.reference)
     truth = load_truth(args.task, args.truth) if args.truth is not None else None
@@ -50,7 +64,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
                             args.classes, args.prompt, args.caption_style, args.lang)
     plan = EvalPlan(args.model, args.task, quants, reference, images, args.out, truth,
                     args.truth, args.max_tokens, args.threads, args.gpu_layers)
-    print(f"{len(images)} images x {', '.join(quants)} (reference {reference})",
+    noun = "image" if len(images) == 1 else "images"
+    print(f"{len(images)} {noun} x {', '.join(quants)} (reference {reference})",
           file=sys.stderr)
     cancel = CancelFlag()
 
@@ -62,14 +77,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, stop)
-    bar = tqdm(total=len(images) * len(quants), unit="image", file=sys.stderr,
-               dynamic_ncols=True)
-
-    def progress(event: ProgressEvent) -> None:
-        bar.set_description(event.stage)
-        bar.n = event.done
-        bar.refresh()
-
+    bar, progress = eval_progress(len(images) * len(quants))
     try:
         report = run_eval(plan, progress, cancel)
     finally:
