@@ -23,6 +23,7 @@ from app.batch.progress_bar import BatchProgress
 from app.batch.results_log import ResultsLog
 from app.batch.settle import settle
 from app.batch.summary import BatchSummary
+from app.counted import counted
 from app.errors import PaliDeskError
 
 # Object store for `--ray local`: the pipeline moves paths and JSON records (KBs), so
@@ -50,8 +51,9 @@ def run_on_ray(job: BatchJob, inputs: list[str], limit: int | None, total: int |
     started_here = _connect(ray, settings)
     try:
         settings = _fit_to_cluster(ray, settings)
-        print(f"Ray: connected in {time.monotonic() - start:.1f} s; {settings.workers} "
-              f"workers, each {settings.cpus_per_worker:g} CPU, "
+        print(f"Ray: connected in {time.monotonic() - start:.1f} s; "
+              f"{counted(settings.workers or 0, 'worker')}, each "
+              f"{settings.cpus_per_worker:g} CPU, "
               f"{settings.gpus_per_worker:g} GPU", file=sys.stderr)
         _run(ray, job, inputs, limit, total, settings, log, summary, progress)
     except (ray.exceptions.RayError, RuntimeError) as exc:
@@ -100,7 +102,7 @@ def _run(ray: Any, job: BatchJob, inputs: list[str], limit: int | None, total: i
     if loads:
         progress.write(f"Ray: first image back {first_s:.1f} s after the pipeline started; "
                        f"engine load per worker {min(loads):.1f}-{max(loads):.1f} s "
-                       f"({len(loads)} workers)")
+                       f"({counted(len(loads), 'worker')})")
 
 
 def check_ray_settings(settings: RaySettings) -> None:
@@ -114,7 +116,8 @@ def check_ray_settings(settings: RaySettings) -> None:
         raise RayError(f"Each worker asks for {settings.cpus_per_worker:g} CPUs but this "
                        f"machine has {cpus}; lower --ray-cpus-per-worker.")
     if settings.workers is not None and settings.workers * settings.cpus_per_worker > cpus:
-        raise RayError(f"{settings.workers} workers of {settings.cpus_per_worker:g} CPUs need "
+        raise RayError(f"{counted(settings.workers, 'worker')} of "
+                       f"{settings.cpus_per_worker:g} CPUs need "
                        f"more than this machine's {cpus}; lower --ray-workers or "
                        "--ray-cpus-per-worker.")
 

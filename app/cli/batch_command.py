@@ -186,6 +186,8 @@ def _export(args: argparse.Namespace, job: BatchJob) -> None:
     result = export_results(args.out, job, args.export, destination,
                             overwrite=args.overwrite_captions)
     where = f"to {destination}" if destination is not None else "beside the images"
-    print(f"exported {args.export}: {len(result.written)} files written {where}"
+    from app.counted import counted
+
+    print(f"exported {args.export}: {counted(len(result.written), 'file')} written {where}"
           + (f", {len(result.skipped)} left as they were" if result.skipped else ""),
           file=sys.stderr)

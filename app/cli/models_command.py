@@ -224,7 +224,9 @@ def _download_only(args: argparse.Namespace) -> int:
     from app.models.download import download_checkpoint, plan_download
 
     plan = plan_download(repo_id_for(args.name), revision=args.revision, token=args.token)
-    print(f"{plan.repo_id} at {plan.commit[:12]}: {len(plan.files)} files, "
+    from app.counted import counted
+
+    print(f"{plan.repo_id} at {plan.commit[:12]}: {counted(len(plan.files), 'file')}, "
           f"{format_size(plan.total_bytes)}", file=sys.stderr)
     with ProgressPrinter() as printer:
         folder = download_checkpoint(plan, args.dest, token=args.token, progress=printer)

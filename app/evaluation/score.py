@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.counted import counted
 from app.evaluation.predictions import Prediction, load_predictions, match_by_name
 from app.evaluation.scored_tasks import SCORED_TASKS
 from app.evaluation.spatial_metrics import score_spatial
@@ -79,10 +80,10 @@ def score_predictions(task: str, truth: SpatialTruth | TextTruth,
             report.notes.append(f"labels that name no category were not scored: {listed}")
         if spatial.unusable_boxes:
             report.notes.append(
-                f"{_count(spatial.unusable_boxes, 'predicted object')} had no usable box "
+                f"{counted(spatial.unusable_boxes, 'predicted object')} had no usable box "
                 "(4 finite numbers x0 <= x1, y0 <= y1): not scored")
         if spatial.boxes_as_masks:
-            report.notes.append(f"{_count(spatial.boxes_as_masks, 'object')} had no decoded "
+            report.notes.append(f"{counted(spatial.boxes_as_masks, 'object')} had no decoded "
                                 "mask; scored as a box instead")
     else:
         pairs = [(matched[n].answer, truth.answers[n]) for n in names if n in matched]
@@ -93,16 +94,12 @@ def score_predictions(task: str, truth: SpatialTruth | TextTruth,
         report.notes.insert(0, f"some predictions are answers to another task "
                                f"({', '.join(other)}), not {task}")
     if report.not_predicted:
-        report.notes.append(f"{_count(len(report.not_predicted), 'labelled image')} had no "
+        report.notes.append(f"{counted(len(report.not_predicted), 'labelled image')} had no "
                             "prediction: left out")
     if report.not_in_truth:
-        report.notes.append(f"{_count(len(report.not_in_truth), 'prediction')} matched no "
+        report.notes.append(f"{counted(len(report.not_in_truth), 'prediction')} matched no "
                             "labelled image by file name")
     return report
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def score_files(task: str, truth_path: Path, predictions_path: Path) -> ScoreReport:
