@@ -176,10 +176,18 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
+    from app.cli.install_checks import (
+        check_import_source,
+        check_install_name,
+        check_quant_types,
+    )
     from app.cli.progress_printer import ProgressPrinter
     from app.models.prepare import PrepareRequest, prepare_model
 
     quants = tuple(q.strip().upper() for q in args.quant.split(",") if q.strip())
+    check_quant_types(quants)  # before any download or copy: no NAME.partial left
+    if repo_id is None:
+        check_import_source(Path(args.path))
     if repo_id is not None:
         use_cache = args.hf_cache if args.hf_cache is not None else _settings(
         ).download_to_hf_cache
@@ -193,6 +201,7 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
         name = args.name or (cached_repo.split("/")[-1] if cached_repo
                              else Path(args.path).resolve().name)
         request = PrepareRequest(name, quants, local_path=Path(args.path))
+    check_install_name(request.name)
     models = _installed(args)
     with ProgressPrinter() as printer:
         folder = prepare_model(request, models, progress=printer)
