@@ -75,19 +75,6 @@ def test_numbers_out_of_range_are_refused(tmp_path: Path, option: str, value: st
     assert not (tmp_path / "out").exists()
 
 
-def test_eval_takes_an_installed_models_name(tmp_path: Path) -> None:
-    env_home = tmp_path / "home"
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli.main", "eval", "--model", "no-such-model", "--task",
-         "detect", "--out", tmp_path / "out"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(env_home),
-             "XDG_CONFIG_HOME": str(env_home / "config"),
-             "XDG_DATA_HOME": str(env_home / "data")})
-    assert done.returncode == 1
-    assert "no-such-model is neither a model folder nor an installed model" in done.stderr
-
-
 def test_progress_in_a_log_has_no_carriage_returns(model_folder: Path, tmp_path: Path) -> None:
     done = _eval(model_folder, tmp_path / "out", "--limit", "1", "--quant", "F16",
                  "--reference", "F16")

@@ -9,21 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import option_types
-from app.settings.validation import MAX_NEW_TOKENS
 
 
 def add_eval_parser(sub: Any) -> None:
     """Register ``palidesk eval`` on the main parser's subcommands."""
     from app.evaluation.scored_tasks import SCORED_TASKS
 
-    ev = sub.add_parser(
-        "eval", help="compare quantizations for quality and speed on your images",
-        description="Run the task with each quantization on your images, score the answers "
-                    "against labels (optional), measure how often each agrees with the best "
-                    "one and how fast it is; writes report.json, report.html and the "
-                    "predictions into --out (a new or empty folder).")
-    ev.add_argument("--model", required=True, metavar="NAME|DIR",
-                    help="an installed model's name or a model folder")
+    ev = sub.add_parser("eval", help="compare quantizations for quality and speed on your images")
+    ev.add_argument("--model", type=Path, required=True, help="model folder")
     ev.add_argument("--quant", default="", help="e.g. F16,Q8_0,Q4_K_M (default: all installed)")
     ev.add_argument("--reference", help="quantization to agree with (default: best installed)")
     ev.add_argument("--task", required=True, choices=SCORED_TASKS)
@@ -39,29 +32,35 @@ def add_eval_parser(sub: Any) -> None:
     ev.add_argument("--caption-style", default="caption", choices=("cap", "caption", "describe"))
     ev.add_argument("--lang", default="en")
     ev.add_argument("--max-tokens", type=option_types.max_tokens, default=128,
-                    help=f"1 to {MAX_NEW_TOKENS} (default 128)")
+                    help=f"1 to {option_types.MAX_NEW_TOKENS} (default 128)")
     ev.add_argument("--threads", type=option_types.threads)
     ev.add_argument("--gpu-layers", type=option_types.gpu_layers,
                     help="-1 = all (default: what the automatic choice would use)")
+    ev.description = ("Run the task with each quantization on your images, score the "
+                      "answers against labels (optional), measure how often each agrees "
+                      "with the best one and how fast it is; writes report.json, "
+                      "report.html and the predictions into --out (a new or empty folder).")
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from app.cli.eval_output import check_out_folder, eval_progress
-    from app.cli.model_argument import resolve_model_argument
+    from tqdm import tqdm
+
+    from app.cli.progress_printer import ProgressPrinter
     from app.evaluation.eval_images import collect_images
     from app.evaluation.eval_run import EvalPlan, plan_quants, run_eval
     from app.evaluation.report_html import write_html
     from app.evaluation.score import load_truth
     from app.models.model_folder import ModelFolder
-    from app.progress import CancelFlag
+    from app.progress import CancelFlag, ProgressEvent
 
-    check_out_folder(args.out)  # before the work, not after an hour of it
-    args.model = resolve_model_argument(args.model)
     folder = ModelFolder(args.model)
     quants, reference = plan_quants(folder, args.quant.split(","), args.reference)
     truth = load_truth(args.task, args.truth) if args.truth is not None else None
     images = collect_images(args.task, truth, args.truth, args.images, args.limit,
                             args.classes, args.prompt, args.caption_style, args.lang)
+    from app.cli.eval_output import check_out_folder
+
+    check_out_folder(args.out)  # before any model runs, not after an hour of it
     plan = EvalPlan(args.model, args.task, quants, reference, images, args.out, truth,
                     args.truth, args.max_tokens, args.threads, args.gpu_layers)
     noun = "image" if len(images) == 1 else "images"
@@ -77,7 +76,19 @@ def run_eval_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, stop)
-    bar, progress = eval_progress(len(images) * len(quants))
+    # A terminal gets tqdm's bar; a log (no terminal) plain lines, never a "\r".
+    bar = tqdm(total=len(images) * len(quants), unit="image", file=sys.stderr,
+               dynamic_ncols=True, disable=not sys.stderr.isatty())
+    printer = None if sys.stderr.isatty() else ProgressPrinter(sys.stderr, interval_s=5.0)
+
+    def progress(event: ProgressEvent) -> None:
+        if printer is not None:
+            printer(event)
+            return
+        bar.set_description(event.stage)
+        bar.n = event.done
+        bar.refresh()
+
     try:
         report = run_eval(plan, progress, cancel)
     finally:
