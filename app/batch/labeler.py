@@ -17,6 +17,7 @@ from app.engine.engine import Engine
 from app.errors import EngineError, PaliDeskError
 from app.history.history_record import file_sha256
 from app.models.model_folder import ModelFolder
+from app.progress import CancelFlag
 from app.tasks.task_runner import TaskResult, run_task
 
 OutcomeKind = Literal["skipped", "duplicate", "labelled", "failed"]
@@ -51,8 +52,12 @@ class ImageLabeler:
     def close(self) -> None:
         self.engine.close()
 
-    def label(self, image: str, known: KnownResults) -> Outcome:
-        """Label ``image`` (an absolute path) unless ``known`` already has its result."""
+    def label(self, image: str, known: KnownResults,
+              cancel: CancelFlag | None = None) -> Outcome:
+        """Label ``image`` (an absolute path) unless ``known`` already has its result.
+
+        ``cancel`` stops the generation before its next token; the caller must then drop
+        the outcome (its answer is cut short)."""
         digest, problem = _fingerprint(image)
         model = self.job.model
         content = content_key(digest, image, self.job.prompt, model.pair_id, model.quantization)
@@ -64,7 +69,7 @@ class ImageLabeler:
         if problem is not None:
             return Outcome(image, "failed", content, entry, self._error(image, digest, problem))
         try:
-            result = self._run(image)
+            result = self._run(image, cancel)
         except PaliDeskError as exc:  # unreadable image, or the engine refused this one
             return Outcome(image, "failed", content, entry, self._error(image, digest, str(exc)))
         record = result.to_json()
@@ -72,9 +77,9 @@ class ImageLabeler:
         record.update(self._identity(digest))
         return Outcome(image, "labelled", content, entry, record)
 
-    def _run(self, image: str) -> TaskResult:
+    def _run(self, image: str, cancel: CancelFlag | None = None) -> TaskResult:
         final = None
-        for event in run_task(self.engine, image, self.job.request, self.job.options):
+        for event in run_task(self.engine, image, self.job.request, self.job.options, cancel):
             if isinstance(event, TaskResult):
                 final = event
         assert final is not None  # run_task always ends with its TaskResult

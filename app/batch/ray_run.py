@@ -20,11 +20,12 @@ from typing import Any
 from app.batch.job import BatchJob
 from app.batch.labeler import Outcome
 from app.batch.progress_bar import BatchProgress
+from app.batch.ray_address import check_reachable
 from app.batch.results_log import ResultsLog
 from app.batch.settle import settle
 from app.batch.summary import BatchSummary
 from app.counted import counted
-from app.errors import PaliDeskError
+from app.errors import Cancelled, PaliDeskError
 
 # Object store for `--ray local`: the pipeline moves paths and JSON records (KBs), so
 # Ray's default (30% of RAM) would only reserve memory the engine needs.
@@ -56,6 +57,11 @@ def run_on_ray(job: BatchJob, inputs: list[str], limit: int | None, total: int |
               f"{settings.cpus_per_worker:g} CPU, "
               f"{settings.gpus_per_worker:g} GPU", file=sys.stderr)
         _run(ray, job, inputs, limit, total, settings, log, summary, progress)
+    except KeyboardInterrupt:
+        # Ctrl+C reaches this process (the driver) while it waits for the next result:
+        # what was written stays; shutting Ray down below stops the workers mid-image.
+        raise Cancelled("The batch (finished images are kept; add --resume to "
+                        "continue)") from None
     except (ray.exceptions.RayError, RuntimeError) as exc:
         raise RayError(f"The Ray pipeline failed: {_root_cause(exc)}") from exc
     finally:
@@ -165,6 +171,11 @@ def _connect(ray: Any, settings: RaySettings) -> bool:
         return False
     quiet = {"include_dashboard": False, "logging_level": logging.ERROR,
              "log_to_driver": False}
+    problem = check_reachable(settings.address)
+    if problem is not None:  # ray.init would retry a closed port for minutes
+        raise RayError(f"Cannot join the Ray cluster at {settings.address!r}: {problem}. "
+                       "Start one with `ray start --head`, or use --ray local for a Ray "
+                       "instance on this machine.")
     try:
         if settings.address == "local":
             ray.init(address="local", num_cpus=os.cpu_count(),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from app.batch.record_keys import ResultsFileError, keys_of
+from app.json_line import json_line
 
 try:  # POSIX only; on Windows two runs on one file are simply not prevented
     import fcntl
@@ -58,6 +59,10 @@ class ResultsLog:
         self._contents: dict[bytes, int] = {}  # content key -> offset of its first line
         if self.path.is_dir():
             raise ResultsFileError(f"{self.path} is a folder; --out takes a .jsonl file name.")
+        if self.path.exists() and not self.path.is_file():
+            # /dev/full, /dev/zero, a FIFO: reading it back for --resume would never end.
+            raise ResultsFileError(f"{self.path} is not a regular file (a device or a pipe); "
+                                   "--out takes a .jsonl file name.")
         if not resume and self.path.exists() and self.path.stat().st_size > 0:
             raise ResultsFileError(
                 f"{self.path} already holds results. Add --resume to continue that job "
@@ -141,7 +146,7 @@ class ResultsLog:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one line and make it durable before returning."""
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        data = (json_line(record) + "\n").encode("utf-8")
         offset = self._file.seek(0, os.SEEK_END)
         try:
             self._file.write(data)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.cli import option_types
+from app.cli.interrupt import cancel_on_interrupt
 from app.cli.task_options import add_task_options
 from app.tasks import TaskKind
 
@@ -128,7 +129,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
                 from app.batch.local_run import run_local
 
                 images = islice(iter_image_paths(args.inputs), args.limit)
-                run_local(job, images, log, summary, progress)
+                with cancel_on_interrupt() as cancel:  # Ctrl+C: stop within a token
+                    run_local(job, images, log, summary, progress, cancel)
         except BaseException:
             progress.close()
             if summary.touched:  # say what was finished before the error or Ctrl+C
@@ -177,6 +179,11 @@ def _check_export(args: argparse.Namespace) -> None:
     if args.export == "captions" and spatial:
         raise ExportError("--export captions writes text answers; for detect or segment "
                           "use --export coco or yolo.")
+    if args.export:
+        from app.batch.export import check_destination, default_destination
+
+        check_destination(args.export, args.export_to or default_destination(args.out,
+                                                                             args.export))
 
 
 def _export(args: argparse.Namespace, job: BatchJob) -> None:

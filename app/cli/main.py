@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         # a closed pipe is reported below rather than by Python at exit.
         sys.stdout.flush()
         return code
-    except (KeyboardInterrupt, Cancelled):
-        print("\ncancelled", file=sys.stderr)
+    except (KeyboardInterrupt, Cancelled) as exc:
+        # A batch's message says what is kept and how to continue; others just stop.
+        said = str(exc) if isinstance(exc, Cancelled) and "--resume" in str(exc) else ""
+        print(f"\n{said or 'cancelled'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except PaliDeskError as exc:
         print(f"error: {exc}", file=sys.stderr)
