@@ -72,6 +72,12 @@ def test_truth_with_infinite_image_size_is_a_sentence(tmp_path: Path) -> None:
         _score(tmp_path, truth, PERFECT)
 
 
+def test_truth_with_two_categories_of_one_name_is_refused(tmp_path: Path) -> None:
+    truth = _coco(tmp_path, lambda d: d["categories"].append({"id": 3, "name": "Cat "}))
+    with pytest.raises(TruthError, match=r"two categories 'Cat ' \(ids 1 and 3\)"):
+        _score(tmp_path, truth, PERFECT)
+
+
 def test_yolo_label_with_nan_is_refused(tmp_path: Path) -> None:
     from test_score import yolo_truth
 
@@ -184,3 +190,16 @@ def test_a_folder_given_as_text_truth_is_called_a_folder(tmp_path: Path) -> None
                     predictions)
     assert done.returncode == 1
     assert f"The truth file {tmp_path} is a folder" in done.stderr
+
+
+@pytest.mark.parametrize("which", ["--truth", "--predictions"])
+def test_a_device_is_refused_not_read_forever(tmp_path: Path, which: str) -> None:
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero here")
+    files = {"--truth": coco_truth(tmp_path),
+             "--predictions": write_jsonl(tmp_path / "run.jsonl", PERFECT)}
+    files[which] = Path("/dev/zero")
+    done = palidesk("score", "--task", "detect", "--truth", files["--truth"],
+                    "--predictions", files["--predictions"])
+    assert done.returncode == 1
+    assert "/dev/zero is not a regular file" in done.stderr

@@ -186,6 +186,14 @@ def _check_coco(name: str, images: list[TruthImage], categories: dict[int, str],
                              f"{image.height}; width and height must be positive.")
         ids.add(image.id)
         names.add(image.file_name)
+    seen: dict[str, int] = {}
+    for cid, category in categories.items():
+        key = category.strip().lower()
+        if key in seen:
+            # Labels match names ignoring case: one of the two ids could never be matched.
+            raise TruthError(f"{name} names two categories {category!r} (ids {seen[key]} and "
+                             f"{cid}); labels are matched by name, so names must differ.")
+        seen[key] = cid
     for ann in annotations:
         where = f"{name}: annotation {ann['id']}"
         if ann["image_id"] not in ids:
