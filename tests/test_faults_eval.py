@@ -88,3 +88,21 @@ def test_progress_in_a_log_has_no_carriage_returns(model_folder: Path, tmp_path:
 def test_the_command_has_a_description() -> None:
     done = palidesk("eval", "--help", timeout=60)
     assert "report.json, report.html" in done.stdout
+
+
+def test_a_quantization_that_is_no_type_suggests_no_quantize(model_folder: Path,
+                                                             tmp_path: Path) -> None:
+    done = _eval(model_folder, tmp_path / "out", "--quant", "../../x")
+    assert done.returncode == 1
+    assert "'../../X' is not a quantization type" in done.stderr
+    assert "quantize" not in done.stderr
+
+
+def test_out_below_a_file_is_refused_before_the_work(model_folder: Path,
+                                                      tmp_path: Path) -> None:
+    blocker = tmp_path / "reports"
+    blocker.write_text("a file")
+    done = _eval(model_folder, blocker / "today")
+    assert done.returncode == 1
+    assert f"--out {blocker / 'today'} cannot be created: {blocker} is a file" in done.stderr
+    assert "images x" not in done.stderr and "image x" not in done.stderr

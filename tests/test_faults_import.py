@@ -65,6 +65,14 @@ def test_unknown_quantization_is_refused_before_copying(tmp_path: Path) -> None:
     assert not models.exists() or _everything_under(models) == []
 
 
+def test_unknown_quantization_is_refused_before_a_pull_downloads(tmp_path: Path) -> None:
+    done = palidesk("models", "pull", "paligemma2-3b-pt-224", "--quant", "Q4_K_M,q9_x",
+                    "--models-dir", tmp_path / "models", timeout=60)
+    assert done.returncode == 1
+    assert "Unknown quantization 'Q9_X' in --quant" in done.stderr
+    assert not (tmp_path / "models").exists()
+
+
 def test_truncated_model_file_is_not_imported(converted, tmp_path: Path) -> None:
     source = tmp_path / "tiny"
     shutil.copytree(converted("pg2-tiny-224"), source)
