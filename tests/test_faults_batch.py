@@ -43,7 +43,7 @@ def _interrupt_when(child: subprocess.Popen, out: Path, lines: int) -> float:
 
 
 def _check_stopped_and_resume(child: subprocess.Popen, sent: float, out: Path,
-                              args: list[str], expected: list[str], limit_s: float) -> None:
+                              args: list[str], expected: list[str], limit_s: float) -> str:
     _, stderr = child.communicate(timeout=120)
     elapsed = time.monotonic() - sent
     assert child.returncode == 130, stderr
@@ -60,6 +60,7 @@ def _check_stopped_and_resume(child: subprocess.Popen, sent: float, out: Path,
     assert out.read_bytes().startswith(kept)  # nothing finished lost or rewritten
     images = [json.loads(line)["image"] for line in out.read_text().splitlines()]
     assert sorted(images) == expected  # each image once: the interrupted one redone
+    return stderr
 
 
 def test_ctrl_c_stops_a_local_batch_within_a_token_and_resume_completes(model, tmp_path):
@@ -90,7 +91,8 @@ def test_ctrl_c_stops_a_ray_batch_and_resume_completes(model, tmp_path):
                              stderr=subprocess.PIPE, text=True)
     sent = _interrupt_when(child, out, 3)
     # Ray's own shutdown takes a few seconds on 2 shared cores; the workers stop with it.
-    _check_stopped_and_resume(child, sent, out, args, expected, limit_s=30.0)
+    stderr = _check_stopped_and_resume(child, sent, out, args, expected, limit_s=30.0)
+    assert "; 1 worker, each 1 CPU" in stderr  # not "1 workers"
 
 
 @pytest.mark.parametrize("device", ["/dev/full", "/dev/zero"])
