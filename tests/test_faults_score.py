@@ -203,3 +203,23 @@ def test_a_device_is_refused_not_read_forever(tmp_path: Path, which: str) -> Non
                     "--predictions", files["--predictions"])
     assert done.returncode == 1
     assert "/dev/zero is not a regular file" in done.stderr
+
+
+@pytest.mark.parametrize(("segmentation", "message"), [
+    ("abc", "neither polygons nor an RLE mask"),
+    ([[1, 2, 3]], "not polygons"),
+    ([["a", "b", "c", "d", "e", "f"]], "not polygons"),
+    ([[float("nan")] * 6], "not polygons"),
+    ({"size": [1], "counts": "x"}, r"a mask of size \[1\]; its image 'a.png' is \[100, 200\]"),
+    ({"size": [100, 200], "counts": [1, 2]}, "RLE counts that are not whole numbers"),
+])
+def test_truth_mask_pycocotools_cannot_read_is_a_sentence(tmp_path: Path, segmentation: Any,
+                                                          message: str) -> None:
+    truth = coco_truth(tmp_path, masks="polygon")
+    data = json.loads(truth.read_text())
+    data["annotations"][0]["segmentation"] = segmentation
+    truth.write_text(json.dumps(data))
+    records = [run_record("a.png", "segment", [("cat", CAT_A), ("dog", DOG_A)]),
+               run_record("b.png", "segment", [("cat", CAT_B)])]
+    with pytest.raises(TruthError, match=f"annotation 1 has .*{message}"):
+        _score(tmp_path, truth, records, "segment")

@@ -174,6 +174,7 @@ def _check_coco(name: str, images: list[TruthImage], categories: dict[int, str],
     """Refuse what the metrics would otherwise drop or misread without a word."""
     ids: set[int] = set()
     names: set[str] = set()
+    by_id = {image.id: image for image in images}
     for image in images:
         if image.id in ids:
             raise TruthError(f"{name} lists image id {image.id} twice.")
@@ -208,6 +209,47 @@ def _check_coco(name: str, images: list[TruthImage], categories: dict[int, str],
                              "height].")
         if not math.isfinite(ann["area"]) or ann["area"] < 0:
             raise TruthError(f"{where} has area {ann['area']}; it must be a number >= 0.")
+        if "segmentation" in ann:
+            _check_segmentation(ann["segmentation"], by_id[ann["image_id"]], where)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _check_segmentation(seg: Any, image: TruthImage, where: str) -> None:
+    """A COCO mask pycocotools can read: polygons of finite numbers, or an RLE of the
+    image's size (pycocotools itself fails on others with a TypeError or IndexError)."""
+    if isinstance(seg, list):
+        if all(isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
+               and all(_is_number(v) for v in poly) for poly in seg):
+            return
+        raise TruthError(f"{where} has a segmentation that is not polygons "
+                         "[[x1, y1, x2, y2, x3, y3, ...], ...] of finite numbers.")
+    if not isinstance(seg, dict):
+        raise TruthError(f"{where} has a segmentation that is neither polygons nor an RLE "
+                         "mask {\"size\": [height, width], \"counts\": ...}.")
+    size, counts = seg.get("size"), seg.get("counts")
+    if size != [image.height, image.width]:
+        raise TruthError(f"{where} has a mask of size {size!r}; its image "
+                         f"{image.file_name!r} is [{image.height}, {image.width}] "
+                         "(height, width).")
+    if isinstance(counts, list):
+        if all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) \
+                and sum(counts) == image.height * image.width:
+            return
+        raise TruthError(f"{where} has RLE counts that are not whole numbers >= 0 adding "
+                         "up to the image's pixels.")
+    if isinstance(counts, str):
+        from pycocotools import mask as mask_utils  # only masks need it
+
+        try:
+            mask_utils.area({"size": size, "counts": counts.encode("ascii")})
+            return
+        except (ValueError, TypeError, UnicodeEncodeError):
+            pass
+    raise TruthError(f"{where} has RLE counts that cannot be read.")
 
 
 # --- YOLO ----------------------------------------------------------------------------------
