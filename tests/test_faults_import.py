@@ -172,3 +172,27 @@ def test_installed_decoder_is_readable_by_others(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # was 0600 (mkstemp's)
+
+
+# --- models remove -----------------------------------------------------------------------
+
+
+def test_remove_deletes_only_models_not_other_folders(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "mask-decoder").mkdir(parents=True)
+    decoder = write_random_decoder(models / "mask-decoder" / "vae-oid.npz")
+    (models / "my-notes").mkdir()
+    for name in ("mask-decoder", "my-notes"):
+        done = palidesk("models", "remove", name, "--models-dir", models, timeout=60)
+        assert done.returncode == 1
+        assert f"No installed model or unfinished download is called {name!r}" in done.stderr
+    assert decoder.exists() and (models / "my-notes").is_dir()
+
+
+def test_remove_still_deletes_a_model_whose_manifest_is_damaged(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "broken").mkdir(parents=True)
+    (models / "broken" / "manifest.json").write_text("{not json")
+    done = palidesk("models", "remove", "broken", "--models-dir", models, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not (models / "broken").exists()

@@ -157,9 +157,21 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from app.errors import ModelFolderError
     from app.models.disk_space import format_size
+    from app.models.installed import WORK_SUFFIX
+    from app.models.manifest import MANIFEST_NAME
 
-    freed = _installed(args).remove(args.name)
+    models = _installed(args)
+    name = args.name.removesuffix(WORK_SUFFIX)
+    # Only a model (its manifest, even a damaged one) or unfinished work is removed: never
+    # another folder that lives in the models folder, such as mask-decoder/.
+    if not ((models.folder_for(name) / MANIFEST_NAME).is_file()
+            or any(leftover.name == name for leftover in models.leftovers())):
+        raise ModelFolderError(
+            f"No installed model or unfinished download is called {args.name!r}. "
+            "`palidesk models list` shows both.")
+    freed = models.remove(args.name)
     print(f"removed {args.name} ({format_size(freed)} freed)", file=sys.stderr)
     return 0
 
