@@ -186,3 +186,13 @@ def test_an_unreachable_ray_cluster_is_an_error_within_30_s(model, tmp_path):
     assert "Cannot join the Ray cluster at '127.0.0.1:1': nothing is listening on port 1" \
         in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_resume_of_a_deeply_nested_line_is_a_sentence(model, tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--out", out,
+                    "--resume", timeout=120)
+    assert done.returncode == 1
+    assert "Line 1 of" in done.stderr and "is not a palidesk batch record" in done.stderr
+    assert "Traceback" not in done.stderr

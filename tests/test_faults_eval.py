@@ -106,3 +106,16 @@ def test_out_below_a_file_is_refused_before_the_work(model_folder: Path,
     assert done.returncode == 1
     assert f"--out {blocker / 'today'} cannot be created: {blocker} is a file" in done.stderr
     assert "images x" not in done.stderr and "image x" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_images_that_is_no_folder_is_said_so(model_folder: Path, tmp_path: Path,
+                                             kind: str) -> None:
+    images = tmp_path / "photos"
+    if kind == "file":
+        images.write_text("a file")
+    done = palidesk("eval", "--model", model_folder, "--task", "caption", "--images", images,
+                    "--out", tmp_path / "out", timeout=60)
+    assert done.returncode == 1
+    said = "does not exist" if kind == "missing" else "is a file"
+    assert f"--images {images} {said}; give the folder of images" in done.stderr

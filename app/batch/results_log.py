@@ -111,7 +111,7 @@ class ResultsLog:
         try:
             record = json.loads(line)
             keys_of(record)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ResultsFileError(
                 f"Line {number} of {self.path} is not a palidesk batch record, so this file "
                 "cannot be resumed. Choose another --out file."

@@ -55,6 +55,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     folder = ModelFolder(args.model)
     quants, reference = plan_quants(folder, args.quant.split(","), args.reference)
+    from app.cli.eval_output import check_images_folder
+
+    check_images_folder(args.images)
     truth = load_truth(args.task, args.truth) if args.truth is not None else None
     images = collect_images(args.task, truth, args.truth, args.images, args.limit,
                             args.classes, args.prompt, args.caption_style, args.lang)

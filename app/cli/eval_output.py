@@ -1,4 +1,4 @@
-"""``palidesk eval``'s output folder, checked before any model runs."""
+"""``palidesk eval``'s output and image folders, checked before any model runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ _PREDICTIONS_GLOB = "predictions-*.jsonl"
 
 
 class EvalOutputError(PaliDeskError):
-    """--out cannot take the report."""
+    """--out cannot take the report, or --images is no folder."""
 
 
 def check_out_folder(out: Path) -> None:
@@ -30,3 +30,13 @@ def check_out_folder(out: Path) -> None:
     parent = next((p for p in out.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise EvalOutputError(f"--out {out} cannot be created: {parent} is a file.")
+
+
+def check_images_folder(images: Path | None) -> None:
+    """``--images`` names a folder that exists (a missing one "holds no images" otherwise)."""
+    if images is None:
+        return
+    if not images.exists():
+        raise EvalOutputError(f"--images {images} does not exist; give the folder of images.")
+    if not images.is_dir():
+        raise EvalOutputError(f"--images {images} is a file; give the folder of images.")
