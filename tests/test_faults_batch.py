@@ -95,15 +95,23 @@ def test_ctrl_c_stops_a_ray_batch_and_resume_completes(model, tmp_path):
     assert "; 1 worker, each 1 CPU" in stderr  # not "1 workers"
 
 
-@pytest.mark.parametrize("device", ["/dev/full", "/dev/zero"])
-def test_a_device_as_results_file_is_refused(model, device):
+# The devices are reached through a link in tmp_path: code that replaces the path it
+# writes (as the export did) then replaces the link, never the machine's /dev node.
+def _link_to(device: str, link: Path) -> Path:
     if not Path(device).exists():
         pytest.skip(f"no {device} here")
+    link.symlink_to(device)
+    return link
+
+
+@pytest.mark.parametrize("device", ["/dev/full", "/dev/zero"])
+def test_a_device_as_results_file_is_refused(model, tmp_path, device):
+    out = _link_to(device, tmp_path / "results.jsonl")
     started = time.monotonic()
-    done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--out", device,
+    done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--out", out,
                     "--resume", timeout=60)
     assert done.returncode == 1
-    assert f"{device} is not a regular file (a device or a pipe)" in done.stderr
+    assert f"{out} is not a regular file (a device or a pipe)" in done.stderr
     assert time.monotonic() - started < 30  # was an endless read at 100 % CPU
 
 
@@ -115,15 +123,26 @@ def test_a_fifo_as_results_file_is_refused(model, tmp_path):
     assert done.returncode == 1 and "is not a regular file" in done.stderr
 
 
-def test_export_to_a_device_is_refused_before_the_batch(model, tmp_path):
+@pytest.mark.parametrize("device", ["/dev/full", "/dev/null"])
+def test_export_to_a_device_is_refused_before_the_batch(model, tmp_path, device):
+    target = _link_to(device, tmp_path / "out.coco.json")
     out = tmp_path / "r.jsonl"
     done = palidesk("batch", IMAGES / "shapes_320x240.png", "--model", model, "--task",
                     "detect", "--classes", "circle", "--out", out, "--export", "coco",
-                    "--export-to", "/dev/null", timeout=120)
+                    "--export-to", target, timeout=120)
     assert done.returncode == 1
-    assert "--export-to /dev/null is not a regular file (a device or pipe)" in done.stderr
+    assert f"--export-to {target} is not a regular file (a device or pipe)" in done.stderr
     assert not out.exists()  # refused before anything ran
-    assert Path("/dev/null").is_char_device()  # never replaced by a regular file
+    assert target.is_symlink()  # never replaced by a regular file
+
+
+def test_one_exported_file_is_one_file(model, tmp_path):
+    out = tmp_path / "r.jsonl"
+    done = palidesk("batch", IMAGES / "shapes_320x240.png", "--model", model, "--task",
+                    "detect", "--classes", "circle", "--max-tokens", "8", "--out", out,
+                    "--export", "coco", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "exported coco: 1 file written to" in done.stderr  # was "1 files"
 
 
 def test_export_yolo_onto_a_file_is_refused(model, tmp_path):
