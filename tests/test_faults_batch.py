@@ -215,3 +215,14 @@ def test_resume_of_a_deeply_nested_line_is_a_sentence(model, tmp_path):
     assert done.returncode == 1
     assert "Line 1 of" in done.stderr and "is not a palidesk batch record" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("export", [(), ("--export", "captions")])
+def test_export_to_that_would_be_ignored_is_refused(model, tmp_path, export):
+    out = tmp_path / "r.jsonl"
+    done = palidesk("batch", IMAGES / "shapes_320x240.png", "--model", model, "--task",
+                    "caption", "--out", out, *export, "--export-to", tmp_path / "x",
+                    timeout=120)
+    assert done.returncode == 1
+    assert "--export-to is where --export coco or yolo writes" in done.stderr
+    assert not out.exists()  # told before the batch, not "written to x" afterwards

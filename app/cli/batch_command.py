@@ -179,6 +179,10 @@ def _check_export(args: argparse.Namespace) -> None:
     if args.export == "captions" and spatial:
         raise ExportError("--export captions writes text answers; for detect or segment "
                           "use --export coco or yolo.")
+    if args.export_to is not None and args.export in (None, "captions"):
+        raise ExportError("--export-to is where --export coco or yolo writes; "
+                          + ("captions are always written beside each image." if args.export
+                             else "add --export coco or --export yolo."))
     if args.export:
         from app.batch.export import check_destination, default_destination
 
