@@ -195,14 +195,15 @@ def test_run_json_is_valid_utf8_for_a_name_that_is_not(model, tmp_path, locale):
     assert record["image"] == os.fsdecode(odd)
 
 
-def test_an_unreachable_ray_cluster_is_an_error_within_30_s(model, tmp_path):
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
+def test_an_unreachable_ray_cluster_is_an_error_within_30_s(model, tmp_path, address):
     pytest.importorskip("ray")
     started = time.monotonic()
     done = palidesk("batch", IMAGES, "--model", model, "--task", "caption", "--out",
-                    tmp_path / "r.jsonl", "--ray", "127.0.0.1:1", timeout=120)
+                    tmp_path / "r.jsonl", "--ray", address, timeout=120)
     assert time.monotonic() - started < 30
     assert done.returncode == 1
-    assert "Cannot join the Ray cluster at '127.0.0.1:1': nothing is listening on port 1" \
+    assert f"Cannot join the Ray cluster at '{address}': nothing is listening on port 1" \
         in done.stderr
     assert "Traceback" not in done.stderr
 
