@@ -65,7 +65,7 @@ def _check_stopped_and_resume(child: subprocess.Popen, sent: float, out: Path,
 
 def test_ctrl_c_stops_a_local_batch_within_a_token_and_resume_completes(model, tmp_path):
     root = tmp_path / "data"
-    files = make_dataset(root, distinct=30)
+    files = make_dataset(root, distinct=12)
     expected = sorted(str(p) for p in files["good"] + files["duplicates"] + files["bad"])
     out = tmp_path / "results.jsonl"
     # Long greedy captions (~1 s each): Ctrl+C lands in the middle of a generation.
@@ -81,7 +81,7 @@ def test_ctrl_c_stops_a_local_batch_within_a_token_and_resume_completes(model, t
 def test_ctrl_c_stops_a_ray_batch_and_resume_completes(model, tmp_path):
     pytest.importorskip("ray.data")
     root = tmp_path / "data"
-    files = make_dataset(root, distinct=30)
+    files = make_dataset(root, distinct=12)
     expected = sorted(str(p) for p in files["good"] + files["duplicates"] + files["bad"])
     out = tmp_path / "results.jsonl"
     args = [*COMMAND, "batch", str(root), "--model", str(model), "--quant", "F16", "--task",
