@@ -105,6 +105,23 @@ def test_altered_model_file_of_the_same_size_is_not_imported(converted,
     assert f"Not imported: {vision} in {source} is damaged" in done.stderr
 
 
+def test_a_folder_missing_a_listed_quantization_still_imports(converted,
+                                                             tmp_path: Path) -> None:
+    source = tmp_path / "tiny"
+    shutil.copytree(converted("pg2-tiny-224"), source)
+    manifest = json.loads((source / "manifest.json").read_text())
+    texts = [f["name"] for f in manifest["files"] if f["role"] == "text"]
+    assert len(texts) > 1
+    kept = next(name for name in texts if "f16" in name)
+    for name in texts:
+        if name != kept:
+            (source / name).unlink()  # deleted by the user to save space
+    done = palidesk("models", "import", source, "--name", "mine", "--quant", "F16",
+                    "--models-dir", tmp_path / "models")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / "mine" / kept).exists()
+
+
 def test_a_file_given_to_models_import_is_not_a_folder(tmp_path: Path) -> None:
     file = tmp_path / "model.gguf"
     file.write_bytes(b"GGUF")
