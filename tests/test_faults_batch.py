@@ -227,3 +227,19 @@ def test_export_to_that_would_be_ignored_is_refused(model, tmp_path, export):
     assert done.returncode == 1
     assert "--export-to is where --export coco or yolo writes" in done.stderr
     assert not out.exists()  # told before the batch, not "written to x" afterwards
+
+
+def test_a_full_disk_under_the_results_file_says_the_disk_is_full(tmp_path, monkeypatch):
+    import errno
+
+    from app.batch import results_log
+    from app.batch.record_keys import ResultsFileError
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with results_log.ResultsLog(tmp_path / "r.jsonl", resume=False) as log:
+        monkeypatch.setattr(results_log.os, "fsync", full)
+        with pytest.raises(ResultsFileError, match=r"r\.jsonl: the disk is full"):
+            log.append({"image": "/a.png", "image_sha256": "00", "prompt": "p",
+                        "model_id": "m", "quantization": "F16"})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from app import file_errors
 from app.batch.record_keys import ResultsFileError, keys_of
 from app.json_line import json_line
 
@@ -152,8 +153,9 @@ class ResultsLog:
             self._file.write(data)
             self._file.flush()
             os.fsync(self._file.fileno())
-        except OSError as exc:
-            raise ResultsFileError(f"Cannot write to {self.path}: {exc.strerror}.") from exc
+        except OSError as exc:  # "the disk is full", not the C library's words
+            raise ResultsFileError(f"Cannot write to {self.path}: "
+                                   f"{file_errors.reason(exc, self.path)}.") from exc
         self._index(record, offset)
 
     def close(self) -> None:
