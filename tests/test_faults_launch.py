@@ -103,9 +103,3 @@ def test_a_batch_of_mostly_failures_claims_no_rate() -> None:
     line = summary.lines("out.jsonl")[0]
     assert "images/s" not in line and "after the first" not in line
 
-
-def test_counts_read_as_english() -> None:
-    from app.counted import counted
-
-    assert counted(1, "file") == "1 file" and counted(2, "worker") == "2 workers"
-    assert counted(0, "file") == "0 files"
