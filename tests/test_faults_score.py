@@ -193,6 +193,7 @@ def test_a_folder_given_as_text_truth_is_called_a_folder(tmp_path: Path) -> None
     assert f"The truth file {tmp_path} is a folder" in done.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
 @pytest.mark.parametrize("which", ["--truth", "--predictions"])
 def test_a_pipe_is_refused_not_read_forever(tmp_path: Path, which: str) -> None:
     files = {"--truth": coco_truth(tmp_path),
