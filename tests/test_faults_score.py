@@ -132,6 +132,7 @@ def test_predicted_object_without_a_usable_box_is_counted(tmp_path: Path, box: A
     ("image_size", [5], '"image_size" is \\[5\\], not \\[width, height\\]'),
     ("objects", "cat", '"objects" must be a list of objects'),
     ("error", {"why": 1}, '"error" must be a sentence'),
+    ("text", None, '"text" is None, not a string'),
 ])
 def test_prediction_field_of_the_wrong_shape_is_a_sentence(
         tmp_path: Path, field: str, value: Any, message: str) -> None:

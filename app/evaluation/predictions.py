@@ -56,9 +56,12 @@ def prediction_from_record(record: dict[str, Any]) -> Prediction:
     if error is not None and not isinstance(error, str):
         raise ValueError('"error" must be a sentence')
     task = record.get("task")
+    text = record.get("text", "")
+    if not isinstance(text, str):  # str(None) would be scored as the answer "None"
+        raise ValueError(f'"text" is {text!r}, not a string')
     return Prediction(
         image=str(record["image"]),
-        text=str(record.get("text", "")),
+        text=text,
         objects=objects,
         tokens=tokens,
         image_size=_image_size(record.get("image_size")),
