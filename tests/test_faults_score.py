@@ -226,3 +226,16 @@ def test_truth_mask_pycocotools_cannot_read_is_a_sentence(tmp_path: Path, segmen
                run_record("b.png", "segment", [("cat", CAT_B)])]
     with pytest.raises(TruthError, match=f"annotation 1 has .*{message}"):
         _score(tmp_path, truth, records, "segment")
+
+
+@pytest.mark.parametrize("counts", ["zzzz~~~~", [1e9], [-5, 20005]])
+def test_predicted_mask_that_is_no_mask_is_scored_as_its_box(tmp_path: Path,
+                                                             counts: Any) -> None:
+    # Was: garbage text decoded into some mask and scored (mAP 0.63 instead of 1.0), and
+    # [1e9] a ValueError from pycocotools.
+    records = [run_record("a.png", "segment", [("cat", CAT_A), ("dog", DOG_A)],
+                          masks={0: {"size": [100, 200], "counts": counts}}),
+               run_record("b.png", "segment", [("cat", CAT_B)])]
+    report = _score(tmp_path, coco_truth(tmp_path, masks="polygon"), records, "segment")
+    assert report["metrics"]["mAP"] == 1.0  # each box equals its truth polygon
+    assert "3 objects had no decoded mask; scored as a box instead" in report["notes"]

@@ -93,24 +93,28 @@ def _box(value: Any) -> tuple[float, float, float, float] | None:
 
 
 def _mask_rle(mask: Any, image: TruthImage) -> dict[str, Any] | None:
-    """A ``{"size": [h, w], "counts": ...}`` mask as compressed RLE, or None if absent/odd."""
-    if not isinstance(mask, dict) or "counts" not in mask or "size" not in mask:
+    """A ``{"size": [h, w], "counts": ...}`` mask as compressed RLE, or None if absent or
+    not a mask of this image (the caller then scores the box and counts it)."""
+    if not isinstance(mask, dict) or mask.get("size") != [image.height, image.width]:
+        return None  # absent, odd, or for another image size: no pixel-wise comparison
+    h, w = image.height, image.width
+    counts = mask.get("counts")
+    if isinstance(counts, list):
+        # Uncompressed RLE: run lengths >= 0 covering the image exactly.
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) \
+                or sum(counts) != h * w:
+            return None
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    if not isinstance(counts, str):
         return None
     try:
-        h, w = (int(v) for v in mask["size"])
-        counts = mask["counts"]
-        if isinstance(counts, list):
-            rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-        elif isinstance(counts, (str, bytes)):
-            rle = {"size": [h, w], "counts": counts.encode() if isinstance(counts, str)
-                   else counts}
-        else:
-            return None
-    except (TypeError, ValueError, OverflowError):
-        return None  # not a mask run --json writes: scored as its box, and counted
-    if (h, w) != (image.height, image.width):
-        return None  # a mask for another image size cannot be compared pixel by pixel
-    return rle
+        rle = {"size": [h, w], "counts": counts.encode("ascii")}
+        # pycocotools decodes any string into some mask: one that is not its own encoding
+        # again (what run --json writes always is) is not a mask, not a shape to score.
+        again = mask_utils.encode(np.asfortranarray(mask_utils.decode(rle)))
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return None
+    return rle if again["counts"] == rle["counts"] else None
 
 
 def _polygon_rle(polygons: list[list[float]], image: TruthImage) -> dict[str, Any]:
