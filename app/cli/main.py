@@ -104,6 +104,22 @@ def with_default_verb(argv: list[str], parser: argparse.ArgumentParser) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    try:
+        # Output still buffered (a pipe, a file) is written here, so that a full disk or
+        # a closed pipe is reported in words rather than by Python at exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
+        _silence_stdout()  # what stdout still buffers could not be written either
+        return 1
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     # A frozen app must let multiprocessing's child (the cancellable quantizer) start here.
     multiprocessing.freeze_support()
     parser = _parser()
@@ -114,11 +130,57 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        code = _dispatch(args)
-        # Output still buffered (a pipe, a file) is written here, so that a full disk or
-        # a closed pipe is reported below rather than by Python at exit.
-        sys.stdout.flush()
-        return code
+        if args.self_test:
+            from app.selftest import run_self_test
+
+            return run_self_test()
+        if args.command in (None, "gui"):
+            problem = no_display_problem()
+            if problem is not None:  # Qt would abort (exit 134) with a long message
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
+            from app.ui.app import run_gui
+
+            return run_gui(images=getattr(args, "images", None))
+        if args.command == "convert":
+            return _convert(args)
+        if args.command == "quantize":
+            return _quantize(args)
+        if args.command == "info":
+            from app.cli.info_command import print_info
+
+            return print_info(args.model_dir, verify=args.verify)
+        if args.command == "hardware":
+            from app.cli.hardware_command import print_hardware
+
+            return print_hardware(as_json=args.json)
+        if args.command == "fit":
+            from app.cli.fit_command import run_fit
+
+            return run_fit(args)
+        if args.command == "eval":
+            from app.cli.eval_command import run_eval_command
+
+            return run_eval_command(args)
+        if args.command == "score":
+            from app.cli.score_command import run_score
+
+            return run_score(args)
+        if args.command == "masks":
+            from app.cli.masks_command import run_masks_command
+
+            return run_masks_command(args)
+        if args.command == "models":
+            from app.cli.models_command import run_models_command
+
+            return run_models_command(args)
+        if args.command == "batch":
+            from app.cli.batch_command import run_batch_command
+
+            return run_batch_command(args)
+        from app.cli.run_command import run_command
+
+        return run_command(args)
     except (KeyboardInterrupt, Cancelled) as exc:
         # A batch's message says what is kept and how to continue; others just stop.
         said = str(exc) if isinstance(exc, Cancelled) and "--resume" in str(exc) else ""
@@ -146,61 +208,6 @@ def os_error_sentence(exc: OSError) -> str:
     if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full: free some space and run the command again."
     return explain(exc)
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    """Run the command ``args`` names; its exit status."""
-    if args.self_test:
-        from app.selftest import run_self_test
-
-        return run_self_test()
-    if args.command in (None, "gui"):
-        problem = no_display_problem()
-        if problem is not None:  # Qt would abort (exit 134) with a long message
-            print(f"error: {problem}", file=sys.stderr)
-            return 1
-        from app.ui.app import run_gui
-
-        return run_gui(images=getattr(args, "images", None))
-    if args.command == "convert":
-        return _convert(args)
-    if args.command == "quantize":
-        return _quantize(args)
-    if args.command == "info":
-        from app.cli.info_command import print_info
-
-        return print_info(args.model_dir, verify=args.verify)
-    if args.command == "hardware":
-        from app.cli.hardware_command import print_hardware
-
-        return print_hardware(as_json=args.json)
-    if args.command == "fit":
-        from app.cli.fit_command import run_fit
-
-        return run_fit(args)
-    if args.command == "eval":
-        from app.cli.eval_command import run_eval_command
-
-        return run_eval_command(args)
-    if args.command == "score":
-        from app.cli.score_command import run_score
-
-        return run_score(args)
-    if args.command == "masks":
-        from app.cli.masks_command import run_masks_command
-
-        return run_masks_command(args)
-    if args.command == "models":
-        from app.cli.models_command import run_models_command
-
-        return run_models_command(args)
-    if args.command == "batch":
-        from app.cli.batch_command import run_batch_command
-
-        return run_batch_command(args)
-    from app.cli.run_command import run_command
-
-    return run_command(args)
 
 
 def _convert(args: argparse.Namespace) -> int:
