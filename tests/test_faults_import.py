@@ -202,7 +202,8 @@ def test_remove_deletes_only_models_not_other_folders(tmp_path: Path) -> None:
     for name in ("mask-decoder", "my-notes"):
         done = palidesk("models", "remove", name, "--models-dir", models, timeout=60)
         assert done.returncode == 1
-        assert f"No installed model or unfinished download is called {name!r}" in done.stderr
+        assert f"{name!r} is not an installed model ({models / name} has no " \
+               "manifest.json)" in done.stderr
     assert decoder.exists() and (models / "my-notes").is_dir()
 
 

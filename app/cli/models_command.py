@@ -163,14 +163,13 @@ def _remove(args: argparse.Namespace) -> int:
     from app.models.manifest import MANIFEST_NAME
 
     models = _installed(args)
-    name = args.name.removesuffix(WORK_SUFFIX)
-    # Only a model (its manifest, even a damaged one) or unfinished work is removed: never
-    # another folder that lives in the models folder, such as mask-decoder/.
-    if not ((models.folder_for(name) / MANIFEST_NAME).is_file()
-            or any(leftover.name == name for leftover in models.leftovers())):
+    folder = models.folder_for(args.name.removesuffix(WORK_SUFFIX))
+    # A folder of the models folder that is no model (mask-decoder/, the user's own) is
+    # never deleted; a model with a damaged manifest still is.
+    if folder.is_dir() and not (folder / MANIFEST_NAME).is_file():
         raise ModelFolderError(
-            f"No installed model or unfinished download is called {args.name!r}. "
-            "`palidesk models list` shows both.")
+            f"{args.name!r} is not an installed model ({folder} has no manifest.json): "
+            "`palidesk models remove` deletes only models and unfinished downloads.")
     freed = models.remove(args.name)
     print(f"removed {args.name} ({format_size(freed)} freed)", file=sys.stderr)
     return 0
