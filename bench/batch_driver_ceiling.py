@@ -33,7 +33,7 @@ from app.batch.record_keys import content_key, entry_key  # noqa: E402
 from app.batch.results_log import ResultsLog, ResumeSnapshot  # noqa: E402
 from app.batch.settle import settle  # noqa: E402
 from app.batch.summary import BatchSummary  # noqa: E402
-from app.history.history_record import file_sha256  # noqa: E402
+from app.file_digest import file_sha256  # noqa: E402
 
 RECORD = {"task": "caption", "prompt": "caption en", "tokens": list(range(20)),
           "text": "a photo of a cat sitting on a sofa<eos>", "objects": [],

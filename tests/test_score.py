@@ -367,7 +367,7 @@ def test_cli_json_and_table(tmp_path: Path) -> None:
     done = palidesk("score", "--task", "detect", "--truth", truth, "--predictions", predictions)
     assert done.returncode == 0
     assert "mAP" in done.stdout and "higher is better" in done.stdout
-    assert "1 labelled images had no prediction" in done.stdout
+    assert "1 labelled image had no prediction" in done.stdout
 
 
 def test_cli_missing_file_is_a_plain_error(tmp_path: Path) -> None:

@@ -30,6 +30,23 @@ def default_destination(results: Path, fmt: str) -> Path | None:
     return None
 
 
+def check_destination(fmt: str, destination: Path | None) -> None:
+    """Refuse a destination that exists and is not what the format writes: a regular
+    file for coco, a folder for yolo. A device node (/dev/full) or a FIFO must never be
+    replaced by the export's file, nor a file by a folder."""
+    from app.errors import ExportError
+
+    if destination is None or not destination.exists():
+        return
+    if fmt == "coco" and not destination.is_file():
+        kind = "a folder" if destination.is_dir() else "not a regular file (a device or pipe)"
+        raise ExportError(f"--export-to {destination} is {kind}; coco writes one .json file "
+                          "there: give a file name.")
+    if fmt == "yolo" and not destination.is_dir():
+        raise ExportError(f"--export-to {destination} is not a folder; yolo writes a folder "
+                          "of label files: give a folder name.")
+
+
 def export_results(results: Path, job: BatchJob, fmt: str, destination: Path | None,
                    overwrite: bool = False) -> ExportSummary:
     """Export the records of ``job`` (its prompt, model and quantization) in ``results``.
@@ -37,6 +54,7 @@ def export_results(results: Path, job: BatchJob, fmt: str, destination: Path | N
     Failed images are left out. Captions never replace an existing ``.txt`` unless
     ``overwrite``. Raises ``ExportError``.
     """
+    check_destination(fmt, destination)
     records = list(_job_records(results, job))
     if fmt == "coco":
         assert destination is not None

@@ -22,6 +22,7 @@ from app.engine.engine import Engine
 from app.errors import EngineError, PaliDeskError
 from app.file_digest import file_sha256
 from app.model_files.model_folder import ModelFolder
+from app.progress import CancelFlag
 from app.session.result_json import failure_record, result_record
 from app.tasks.task_runner import TaskResult, run_task
 
@@ -62,8 +63,12 @@ class ImageLabeler:
     def close(self) -> None:
         self.engine.close()
 
-    def label(self, image: str, known: KnownResults) -> Outcome:
-        """Label ``image`` (an absolute path) unless ``known`` already has its result."""
+    def label(self, image: str, known: KnownResults,
+              cancel: CancelFlag | None = None) -> Outcome:
+        """Label ``image`` (an absolute path) unless ``known`` already has its result.
+
+        ``cancel`` stops the generation before its next token; the caller must then drop
+        the outcome (its answer is cut short)."""
         digest, problem = _fingerprint(image)
         model = self.job.model
         content = content_key(digest, image, self.job.prompt, model.pair_id, model.quant,
@@ -76,16 +81,16 @@ class ImageLabeler:
         if problem is not None:
             return Outcome(image, "failed", content, entry, self._error(image, digest, problem))
         try:
-            result = self._run(image)
+            result = self._run(image, cancel)
         except PaliDeskError as exc:  # unreadable image, or the engine refused this one
             return Outcome(image, "failed", content, entry, self._error(image, digest, str(exc)))
         record = result_record(result, image, self.job.model, self.job.options, digest)
         return Outcome(image, "labelled", content, entry, record)
 
-    def _run(self, image: str) -> TaskResult:
+    def _run(self, image: str, cancel: CancelFlag | None = None) -> TaskResult:
         final = None
         decoder = self.job.mask_decoder
-        for event in run_task(self.engine, image, self.job.request, self.job.options,
+        for event in run_task(self.engine, image, self.job.request, self.job.options, cancel,
                               mask_decoder=None if decoder is None else Path(decoder)):
             if isinstance(event, TaskResult):
                 final = event

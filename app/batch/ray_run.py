@@ -20,10 +20,12 @@ from typing import Any
 from app.batch.job import BatchJob
 from app.batch.labeler import Outcome
 from app.batch.progress_bar import BatchProgress
+from app.batch.ray_address import check_reachable
 from app.batch.results_log import ResultsLog
 from app.batch.settle import settle
 from app.batch.summary import BatchSummary
-from app.errors import PaliDeskError
+from app.counted import counted
+from app.errors import Cancelled, PaliDeskError
 
 # Object store for `--ray local`: the pipeline moves paths and JSON records (KBs), so
 # Ray's default (30% of RAM) would only reserve memory the engine needs.
@@ -50,10 +52,16 @@ def run_on_ray(job: BatchJob, inputs: list[str], limit: int | None, total: int |
     started_here = _connect(ray, settings)
     try:
         settings = _fit_to_cluster(ray, settings)
-        print(f"Ray: connected in {time.monotonic() - start:.1f} s; {settings.workers} "
-              f"workers, each {settings.cpus_per_worker:g} CPU, "
+        print(f"Ray: connected in {time.monotonic() - start:.1f} s; "
+              f"{counted(settings.workers or 0, 'worker')}, each "
+              f"{settings.cpus_per_worker:g} CPU, "
               f"{settings.gpus_per_worker:g} GPU", file=sys.stderr)
         _run(ray, job, inputs, limit, total, settings, log, summary, progress)
+    except KeyboardInterrupt:
+        # Ctrl+C reaches this process (the driver) while it waits for the next result:
+        # what was written stays; shutting Ray down below stops the workers mid-image.
+        raise Cancelled("The batch (finished images are kept; add --resume to "
+                        "continue)") from None
     except (ray.exceptions.RayError, RuntimeError) as exc:
         raise RayError(f"The Ray pipeline failed: {_root_cause(exc)}") from exc
     finally:
@@ -100,7 +108,7 @@ def _run(ray: Any, job: BatchJob, inputs: list[str], limit: int | None, total: i
     if loads:
         progress.write(f"Ray: first image back {first_s:.1f} s after the pipeline started; "
                        f"engine load per worker {min(loads):.1f}-{max(loads):.1f} s "
-                       f"({len(loads)} workers)")
+                       f"({counted(len(loads), 'worker')})")
 
 
 def check_ray_settings(settings: RaySettings) -> None:
@@ -114,7 +122,8 @@ def check_ray_settings(settings: RaySettings) -> None:
         raise RayError(f"Each worker asks for {settings.cpus_per_worker:g} CPUs but this "
                        f"machine has {cpus}; lower --ray-cpus-per-worker.")
     if settings.workers is not None and settings.workers * settings.cpus_per_worker > cpus:
-        raise RayError(f"{settings.workers} workers of {settings.cpus_per_worker:g} CPUs need "
+        raise RayError(f"{counted(settings.workers, 'worker')} of "
+                       f"{settings.cpus_per_worker:g} CPUs need "
                        f"more than this machine's {cpus}; lower --ray-workers or "
                        "--ray-cpus-per-worker.")
 
@@ -162,6 +171,11 @@ def _connect(ray: Any, settings: RaySettings) -> bool:
         return False
     quiet = {"include_dashboard": False, "logging_level": logging.ERROR,
              "log_to_driver": False}
+    problem = check_reachable(settings.address)
+    if problem is not None:  # ray.init would retry a closed port for minutes
+        raise RayError(f"Cannot join the Ray cluster at {settings.address!r}: {problem}. "
+                       "Start one with `ray start --head`, or use --ray local for a Ray "
+                       "instance on this machine.")
     try:
         if settings.address == "local":
             ray.init(address="local", num_cpus=os.cpu_count(),

@@ -31,7 +31,9 @@ content_key = work_key
 
 def entry_key(content: bytes, image: str) -> bytes:
     """The key of (content key, path): one record per path and content."""
-    return hashlib.blake2b(f"{content.hex()}\0{image}".encode(), digest_size=16).digest()
+    # surrogatepass: a file name that is not valid UTF-8 still has a key (its own).
+    return hashlib.blake2b(f"{content.hex()}\0{image}".encode("utf-8", "surrogatepass"),
+                           digest_size=16).digest()
 
 
 def keys_of(record: Mapping[str, object]) -> tuple[bytes, bytes]:

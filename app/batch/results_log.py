@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from app import file_errors
 from app.batch.record_keys import ResultsFileError, keys_of
+from app.json_line import json_line
 from app.session.done_rule import GREEDY, record_answers
 
 if TYPE_CHECKING:
@@ -70,6 +72,10 @@ class ResultsLog:
         self._contents: dict[bytes, int] = {}  # content key -> offset of its first line
         if self.path.is_dir():
             raise ResultsFileError(f"{self.path} is a folder; --out takes a .jsonl file name.")
+        if self.path.exists() and not self.path.is_file():
+            # /dev/full, /dev/zero, a FIFO: reading it back for --resume would never end.
+            raise ResultsFileError(f"{self.path} is not a regular file (a device or a pipe); "
+                                   "--out takes a .jsonl file name.")
         if not resume and self.path.exists() and self.path.stat().st_size > 0:
             raise ResultsFileError(
                 f"{self.path} already holds results. Add --resume to continue that job "
@@ -121,7 +127,7 @@ class ResultsLog:
         try:
             record = json.loads(line)
             keys_of(record)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ResultsFileError(
                 f"Line {number} of {self.path} is not a palidesk batch record, so this file "
                 "cannot be resumed. Choose another --out file."
@@ -169,14 +175,15 @@ class ResultsLog:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one line and make it durable before returning."""
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        data = (json_line(record) + "\n").encode("utf-8")
         offset = self._file.seek(0, os.SEEK_END)
         try:
             self._file.write(data)
             self._file.flush()
             os.fsync(self._file.fileno())
-        except OSError as exc:
-            raise ResultsFileError(f"Cannot write to {self.path}: {exc.strerror}.") from exc
+        except OSError as exc:  # "the disk is full", not the C library's words
+            raise ResultsFileError(f"Cannot write to {self.path}: "
+                                   f"{file_errors.reason(exc, self.path)}.") from exc
         self._index(record, offset)
 
     def close(self) -> None:

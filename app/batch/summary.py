@@ -48,6 +48,10 @@ class BatchSummary:
         rate = (f" ({(self.labelled + self.failed) / self.seconds:.2f} images/s"
                 if self.seconds > 0 and self.labelled + self.failed else "")
         steady = self.steady_rate
+        if self.failed > self.labelled:
+            # Failures are instant (an unreadable file): a rate would describe them, not
+            # the model, e.g. "2761 images/s" for a folder of mostly broken files.
+            rate = ""
         if rate:
             rate += f"; {steady:.2f} after the first)" if steady else ")"
         out = [

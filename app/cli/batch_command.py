@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.cli import option_types
+from app.cli.interrupt import cancel_on_interrupt
 from app.cli.task_options import add_task_options
 from app.tasks import TaskKind
 
@@ -141,7 +142,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
                 from app.batch.local_run import run_local
 
                 images = islice(iter_image_paths(args.inputs), args.limit)
-                run_local(job, images, log, summary, progress)
+                with cancel_on_interrupt() as cancel:  # Ctrl+C: stop within a token
+                    run_local(job, images, log, summary, progress, cancel)
         except BaseException:
             progress.close()
             if summary.touched:  # say what was finished before the error or Ctrl+C
@@ -207,6 +209,15 @@ def _check_export(args: argparse.Namespace) -> None:
     if args.export == "captions" and spatial:
         raise ExportError("--export captions writes text answers; for detect or segment "
                           "use --export coco or yolo.")
+    if args.export_to is not None and args.export in (None, "captions"):
+        raise ExportError("--export-to is where --export coco or yolo writes; "
+                          + ("captions are always written beside each image." if args.export
+                             else "add --export coco or --export yolo."))
+    if args.export:
+        from app.batch.export import check_destination, default_destination
+
+        check_destination(args.export, args.export_to or default_destination(args.out,
+                                                                             args.export))
 
 
 def _export(args: argparse.Namespace, job: BatchJob) -> None:
@@ -216,6 +227,8 @@ def _export(args: argparse.Namespace, job: BatchJob) -> None:
     result = export_results(args.out, job, args.export, destination,
                             overwrite=args.overwrite_captions)
     where = f"to {destination}" if destination is not None else "beside the images"
-    print(f"exported {args.export}: {len(result.written)} files written {where}"
+    from app.counted import counted
+
+    print(f"exported {args.export}: {counted(len(result.written), 'file')} written {where}"
           + (f", {len(result.skipped)} left as they were" if result.skipped else ""),
           file=sys.stderr)

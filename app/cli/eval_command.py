@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli import option_types
+
 
 def add_eval_parser(sub: Any) -> None:
     """Register ``palidesk eval`` on the main parser's subcommands."""
@@ -21,22 +23,30 @@ def add_eval_parser(sub: Any) -> None:
     ev.add_argument("--task", required=True, choices=SCORED_TASKS)
     ev.add_argument("--truth", type=Path, help="COCO JSON, YOLO folder or JSONL (optional)")
     ev.add_argument("--images", type=Path, help="image folder (default: beside the truth)")
-    ev.add_argument("--limit", type=int, help="at most this many images")
-    ev.add_argument("--out", type=Path, required=True, help="folder for report.json/.html")
+    ev.add_argument("--limit", type=option_types.whole_number(1, 2**31 - 1),
+                    help="at most this many images")
+    ev.add_argument("--out", type=Path, required=True,
+                    help="folder for report.json/.html (new or empty)")
     ev.add_argument("--classes", default="", help='detect/segment: "cat; dog" (default: '
                     "the truth's categories)")
     ev.add_argument("--prompt", default="", help="ask: the question, when the truth has none")
     ev.add_argument("--caption-style", default="caption", choices=("cap", "caption", "describe"))
     ev.add_argument("--lang", default="en")
-    ev.add_argument("--max-tokens", type=int, default=128)
-    ev.add_argument("--threads", type=int)
-    ev.add_argument("--gpu-layers", type=int,
+    ev.add_argument("--max-tokens", type=option_types.max_tokens, default=128,
+                    help=f"1 to {option_types.MAX_NEW_TOKENS} (default 128)")
+    ev.add_argument("--threads", type=option_types.threads)
+    ev.add_argument("--gpu-layers", type=option_types.gpu_layers,
                     help="-1 = all (default: what the automatic choice would use)")
+    ev.description = ("Run the task with each quantization on your images, score the "
+                      "answers against labels (optional), measure how often each agrees "
+                      "with the best one and how fast it is; writes report.json, "
+                      "report.html and the predictions into --out (a new or empty folder).")
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from app.cli.progress_printer import ProgressPrinter
     from app.evaluation.eval_images import collect_images
     from app.evaluation.eval_run import EvalPlan, plan_quants, run_eval
     from app.evaluation.report_html import write_html
@@ -48,12 +58,19 @@ def run_eval_command(args: argparse.Namespace) -> int:
     args.model = resolve_model(args.model)
     folder = ModelFolder(args.model)
     quants, reference = plan_quants(folder, args.quant.split(","), args.reference)
+    from app.cli.eval_output import check_images_folder
+
+    check_images_folder(args.images)
     truth = load_truth(args.task, args.truth) if args.truth is not None else None
     images = collect_images(args.task, truth, args.truth, args.images, args.limit,
                             args.classes, args.prompt, args.caption_style, args.lang)
+    from app.cli.eval_output import check_out_folder
+
+    check_out_folder(args.out)  # before any model runs, not after an hour of it
     plan = EvalPlan(args.model, args.task, quants, reference, images, args.out, truth,
                     args.truth, args.max_tokens, args.threads, args.gpu_layers)
-    print(f"{len(images)} images x {', '.join(quants)} (reference {reference})",
+    noun = "image" if len(images) == 1 else "images"
+    print(f"{len(images)} {noun} x {', '.join(quants)} (reference {reference})",
           file=sys.stderr)
     cancel = CancelFlag()
 
@@ -65,10 +82,15 @@ def run_eval_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, stop)
+    # A terminal gets tqdm's bar; a log (no terminal) plain lines, never a "\r".
     bar = tqdm(total=len(images) * len(quants), unit="image", file=sys.stderr,
-               dynamic_ncols=True)
+               dynamic_ncols=True, disable=not sys.stderr.isatty())
+    printer = None if sys.stderr.isatty() else ProgressPrinter(sys.stderr, interval_s=5.0)
 
     def progress(event: ProgressEvent) -> None:
+        if printer is not None:
+            printer(event)
+            return
         bar.set_description(event.stage)
         bar.n = event.done
         bar.refresh()

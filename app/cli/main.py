@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ from app.cli.batch_command import add_batch_parser
 from app.cli.eval_command import add_eval_parser
 from app.cli.fit_command import add_fit_parser
 from app.cli.interrupt import EXIT_INTERRUPTED, cancel_on_interrupt
+from app.cli.launch_checks import looks_like_command, no_display_problem, unknown_command
 from app.cli.masks_command import add_masks_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
@@ -66,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     add_masks_parser(sub)
     add_batch_parser(sub)
 
-    run = sub.add_parser("run", help="run a task on images")
+    run = sub.add_parser(
+        "run", help="run a task on images",
+        description="Run one task (caption, ocr, ask, detect, segment...) on each image and "
+                    "stream the answer to the terminal, or one JSON line per image with "
+                    "--json (the input of `palidesk score`).")
     run.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     run.add_argument("--model", type=Path, required=True,
                      help="model folder, or the name of an installed model")
@@ -81,17 +87,39 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def with_default_verb(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
-    """``palidesk photo.jpg`` means ``palidesk gui photo.jpg``: the window with the image."""
+    """``palidesk photo.jpg`` means ``palidesk gui photo.jpg``: the window with the image.
+
+    A word that names no command and no file (``palidesk scroe``) is a mistyped command,
+    not an image: argparse's error says so, with the closest command.
+    """
     commands: set[str] = set()
     for action in parser._subparsers._group_actions if parser._subparsers else ():
         commands |= set(getattr(action, "choices", {}) or {})
     first = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
     if first is None or argv[first] in commands:
         return argv
+    if looks_like_command(argv[first]):
+        parser.error(unknown_command(argv[first], commands))
     return [*argv[:first], "gui", *argv[first:]]
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    try:
+        # Output still buffered (a pipe, a file) is written here, so that a full disk or
+        # a closed pipe is reported in words rather than by Python at exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
+        _silence_stdout()  # what stdout still buffers could not be written either
+        return 1
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     # A frozen app must let multiprocessing's child (the cancellable quantizer) start here.
     multiprocessing.freeze_support()
     parser = _parser()
@@ -108,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_self_test(check_window)
         if args.command in (None, "gui"):
+            problem = no_display_problem()
+            if problem is not None:  # Qt would abort (exit 134) with a long message
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
             from app.ui.app import run_gui
 
             return run_gui(images=getattr(args, "images", None))
@@ -150,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli.run_command import run_command
 
         return run_command(args)
-    except (KeyboardInterrupt, Cancelled):
-        print("\ncancelled", file=sys.stderr)
+    except (KeyboardInterrupt, Cancelled) as exc:
+        # A batch's message says what is kept and how to continue; others just stop.
+        said = str(exc) if isinstance(exc, Cancelled) and "--resume" in str(exc) else ""
+        print(f"\n{said or 'cancelled'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except PaliDeskError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -163,8 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except OSError as exc:
         # A user folder that cannot be created or read (e.g. XDG_DATA_HOME is a file).
-        print(f"error: {explain(exc)}", file=sys.stderr)
+        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
+        if exc.filename is None:
+            _silence_stdout()  # what stdout still buffers could not be written either
         return 1
+
+
+def os_error_sentence(exc: OSError) -> str:
+    """``explain``, but a full disk says so even when no file name came with the error
+    (a write to stdout redirected to a full disk)."""
+    if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full: free some space and run the command again."
+    return explain(exc)
 
 
 def _convert(args: argparse.Namespace) -> int:

@@ -159,10 +159,21 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from app.errors import ModelFolderError
+    from app.model_files.manifest import MANIFEST_NAME
     from app.models.disk_space import format_size
+    from app.models.installed import WORK_SUFFIX
     from app.models.unfinished import remove_named
 
-    freed = remove_named(_installed(args), args.name)  # with its partial files in the cache
+    models = _installed(args)
+    folder = models.folder_for(args.name.removesuffix(WORK_SUFFIX))
+    # A folder of the models folder that is no model (mask-decoder/, the user's own) is
+    # never deleted; a model with a damaged manifest still is.
+    if folder.is_dir() and not (folder / MANIFEST_NAME).is_file():
+        raise ModelFolderError(
+            f"{args.name!r} is not an installed model ({folder} has no manifest.json): "
+            "`palidesk models remove` deletes only models and unfinished downloads.")
+    freed = remove_named(models, args.name)  # with its partial files in the cache
     print(f"removed {args.name} ({format_size(freed)} freed)", file=sys.stderr)
     return 0
 
@@ -179,10 +190,18 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
+    from app.cli.install_checks import (
+        check_import_source,
+        check_install_name,
+        check_quant_types,
+    )
     from app.cli.progress_printer import ProgressPrinter
     from app.models.prepare import PrepareRequest, prepare_model
 
     quants = tuple(q.strip().upper() for q in args.quant.split(",") if q.strip())
+    check_quant_types(quants)  # before any download or copy: no NAME.partial left
+    if repo_id is None:
+        check_import_source(Path(args.path))
     if repo_id is not None:
         use_cache = args.hf_cache if args.hf_cache is not None else _settings(
         ).download_to_hf_cache
@@ -196,6 +215,7 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
         name = args.name or (cached_repo.split("/")[-1] if cached_repo
                              else Path(args.path).resolve().name)
         request = PrepareRequest(name, quants, local_path=Path(args.path))
+    check_install_name(request.name)
     models = _installed(args)
     with ProgressPrinter() as printer:
         folder = prepare_model(request, models, progress=printer)
@@ -227,7 +247,9 @@ def _download_only(args: argparse.Namespace) -> int:
     from app.models.download import download_checkpoint, plan_download
 
     plan = plan_download(repo_id_for(args.name), revision=args.revision, token=args.token)
-    print(f"{plan.repo_id} at {plan.commit[:12]}: {len(plan.files)} files, "
+    from app.counted import counted
+
+    print(f"{plan.repo_id} at {plan.commit[:12]}: {counted(len(plan.files), 'file')}, "
           f"{format_size(plan.total_bytes)}", file=sys.stderr)
     with ProgressPrinter() as printer:
         folder = download_checkpoint(plan, args.dest, token=args.token, progress=printer)

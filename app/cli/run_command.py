@@ -11,6 +11,7 @@ from app.cli.interrupt import cancel_on_interrupt
 from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import ImageError
+from app.json_line import json_line
 from app.progress import CancelFlag
 from app.tasks import CaptionStyle, TaskKind, TaskRequest, build_prompt, parse_classes
 from app.tasks.task_runner import ObjectEvent, TaskResult, run_task
@@ -102,7 +103,7 @@ def _run_one(engine: Engine, image: str, request: TaskRequest, options: Generati
             if isinstance(event, TaskResult):
                 record = event.to_json()
                 record["image"] = image
-                print(json.dumps(record, ensure_ascii=False), flush=True)
+                print(json_line(record), flush=True)  # valid UTF-8 whatever the name
             continue
         if isinstance(event, TokenEvent):
             if not engine.is_end(event.token_id):  # the end marker is not part of the answer

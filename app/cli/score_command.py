@@ -13,7 +13,10 @@ def add_score_parser(sub: Any) -> None:
     from app.evaluation.scored_tasks import SCORED_TASKS  # light: no pycocotools
 
     score = sub.add_parser(
-        "score", help="score predictions (palidesk run --json output) against labelled images")
+        "score", help="score predictions (palidesk run --json output) against labelled images",
+        description="Compute the standard metrics (mAP, CER/WER, BLEU/chrF, exact match, "
+                    "ANLS) of answers that `palidesk run --json` wrote, against labels "
+                    "matched by image file name. Nothing is run.")
     score.add_argument("--task", required=True, choices=SCORED_TASKS)
     score.add_argument("--truth", type=Path, required=True,
                        help="COCO JSON, a YOLO folder, or a JSONL of answers/texts")

@@ -68,6 +68,11 @@ def plan_quants(folder: ModelFolder, wanted: list[str],
     wanted = list(dict.fromkeys(q.strip().upper() for q in wanted if q.strip())) or installed
     reference = (reference or installed[0]).upper()
     missing = [q for q in [*wanted, reference] if q not in installed]
+    not_types = [q for q in missing if q not in QUALITY_ORDER]
+    if not_types:  # no `quantize --type` could make these: do not suggest one
+        raise ModelFolderError(
+            f"{not_types[0]!r} is not a quantization type; {folder.path.name} holds: "
+            f"{', '.join(installed)}.")
     if missing:
         raise ModelFolderError(
             f"{folder.path.name} has no {', '.join(missing)} text file; installed: "

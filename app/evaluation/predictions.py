@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from app.evaluation.truth import TruthError
+from app.evaluation.truth import TruthError, check_input_file, parse_json
 from app.tasks.output_text import clean_output_text
 
 
@@ -32,25 +32,55 @@ class Prediction:
 
 
 def prediction_from_record(record: dict[str, Any]) -> Prediction:
-    """One ``run --json`` line (a finished answer or an ``{"image", "error"}`` line)."""
-    size = record.get("image_size")
+    """One ``run --json`` line (a finished answer or an ``{"image", "error"}`` line).
+
+    Raises ValueError saying which field is not what ``run --json`` writes.
+    """
+    objects = record.get("objects") or []
+    if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
+        raise ValueError('"objects" must be a list of objects')
+    for obj in objects:
+        score = obj.get("score", 1.0)
+        if isinstance(score, bool) or not isinstance(score, (int, float)) \
+                or not math.isfinite(score):
+            raise ValueError(f'an object\'s "score" is {score!r}, not a finite number')
+    tokens = record.get("tokens") or []
+    if not isinstance(tokens, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+        raise ValueError('"tokens" must be a list of whole numbers')
+    error = record.get("error")
+    if error is not None and not isinstance(error, str):
+        raise ValueError('"error" must be a sentence')
+    task = record.get("task")
+    text = record.get("text", "")
+    if not isinstance(text, str):  # str(None) would be scored as the answer "None"
+        raise ValueError(f'"text" is {text!r}, not a string')
     return Prediction(
         image=str(record["image"]),
-        text=str(record.get("text", "")),
-        objects=[o for o in record.get("objects") or [] if isinstance(o, dict)],
-        tokens=[int(t) for t in record.get("tokens") or []],
-        image_size=(int(size[0]), int(size[1])) if size and size[0] and size[1] else None,
-        error=record.get("error"),
-        timings=record.get("timings"),
-        task=record.get("task"),
+        text=text,
+        objects=objects,
+        tokens=tokens,
+        image_size=_image_size(record.get("image_size")),
+        error=error,
+        timings=record.get("timings") if isinstance(record.get("timings"), dict) else None,
+        task=task if isinstance(task, str) else None,
     )
+
+
+def _image_size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                       for v in size)):
+        raise ValueError(f'"image_size" is {size!r}, not [width, height]')
+    return (size[0], size[1]) if size[0] and size[1] else None
 
 
 def load_predictions(path: Path) -> list[Prediction]:
     """Every record of a RUN.jsonl; a later record for the same image replaces an earlier one."""
     path = Path(path)
-    if not path.is_file():
-        raise TruthError(f"The predictions file {path} does not exist.")
+    check_input_file(path, "predictions file", "the JSONL that `palidesk run --json` wrote")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -59,17 +89,16 @@ def load_predictions(path: Path) -> list[Prediction]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise TruthError(
-                f"{path.name} line {number} is not JSON; give the output of "
-                "`palidesk run --json`."
-            ) from None
-        if not isinstance(record, dict) or "image" not in record:
-            raise TruthError(f"{path.name} line {number} has no \"image\": not `palidesk run "
+        where = f"{path.name} line {number}"
+        record = parse_json(line, where)
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+            raise TruthError(f"{where} has no \"image\" file name: not `palidesk run "
                              "--json` output.")
-        prediction = prediction_from_record(record)
+        try:
+            prediction = prediction_from_record(record)
+        except ValueError as exc:
+            raise TruthError(f"{where}: {exc}; give the output of `palidesk run --json`.") \
+                from None
         found[prediction.image] = prediction
     return list(found.values())
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.counted import counted
 from app.evaluation.predictions import Prediction, load_predictions, match_by_name
 from app.evaluation.scored_tasks import SCORED_TASKS
 from app.evaluation.spatial_metrics import score_spatial
@@ -77,9 +78,13 @@ def score_predictions(task: str, truth: SpatialTruth | TextTruth,
         if spatial.unknown_labels:
             listed = ", ".join(f"{k!r} x{v}" for k, v in sorted(spatial.unknown_labels.items()))
             report.notes.append(f"labels that name no category were not scored: {listed}")
+        if spatial.unusable_boxes:
+            report.notes.append(
+                f"{counted(spatial.unusable_boxes, 'predicted object')} had no usable box "
+                "(4 finite numbers x0 <= x1, y0 <= y1): not scored")
         if spatial.boxes_as_masks:
-            report.notes.append(f"{spatial.boxes_as_masks} objects had no decoded mask; "
-                                "their boxes were scored as masks")
+            report.notes.append(f"{counted(spatial.boxes_as_masks, 'object')} had no decoded "
+                                "mask; scored as a box instead")
     else:
         pairs = [(matched[n].answer, truth.answers[n]) for n in names if n in matched]
         metric = {"ask": ask_metrics, "ocr": ocr_metrics, "caption": caption_metrics}[task]
@@ -89,11 +94,11 @@ def score_predictions(task: str, truth: SpatialTruth | TextTruth,
         report.notes.insert(0, f"some predictions are answers to another task "
                                f"({', '.join(other)}), not {task}")
     if report.not_predicted:
-        report.notes.append(f"{len(report.not_predicted)} labelled images had no prediction "
-                            "and were left out")
+        report.notes.append(f"{counted(len(report.not_predicted), 'labelled image')} had no "
+                            "prediction: left out")
     if report.not_in_truth:
-        report.notes.append(f"{len(report.not_in_truth)} predictions matched no labelled "
-                            "image by file name")
+        report.notes.append(f"{counted(len(report.not_in_truth), 'prediction')} matched no "
+                            "labelled image by file name")
     return report
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ class SpatialScore:
     metrics: dict[str, float | None]
     unknown_labels: dict[str, int] = field(default_factory=dict)
     boxes_as_masks: int = 0  # segment objects without a decoded mask, scored as their box
+    # Objects whose "box" is missing or not 4 finite numbers x0 <= x1, y0 <= y1: they
+    # cannot be placed, so they are not scored, and the report says how many.
+    unusable_boxes: int = 0
 
 
 def score_spatial(truth: SpatialTruth, matched: dict[str, Prediction],
@@ -59,10 +63,11 @@ def score_spatial(truth: SpatialTruth, matched: dict[str, Prediction],
 
 def _detection(image: TruthImage, category: int, obj: dict[str, Any], segmentation: bool,
                result: SpatialScore) -> dict[str, Any] | None:
-    try:
-        x0, y0, x1, y1 = (float(v) for v in obj["box"])
-    except (KeyError, TypeError, ValueError):
+    box = _box(obj.get("box"))
+    if box is None:
+        result.unusable_boxes += 1
         return None
+    x0, y0, x1, y1 = box
     det: dict[str, Any] = {"image_id": image.id, "category_id": category,
                            "bbox": [x0, y0, x1 - x0, y1 - y0],
                            "score": float(obj.get("score", 1.0))}
@@ -77,19 +82,39 @@ def _detection(image: TruthImage, category: int, obj: dict[str, Any], segmentati
     return det
 
 
-def _mask_rle(mask: Any, image: TruthImage) -> dict[str, Any] | None:
-    """A ``{"size": [h, w], "counts": ...}`` mask as compressed RLE, or None if absent/odd."""
-    if not isinstance(mask, dict) or "counts" not in mask or "size" not in mask:
+def _box(value: Any) -> tuple[float, float, float, float] | None:
+    """[x0, y0, x1, y1] as 4 finite numbers in order, or None (NaN would match anything)."""
+    if not isinstance(value, list) or len(value) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value):
         return None
-    h, w = (int(v) for v in mask["size"])
-    counts = mask["counts"]
+    x0, y0, x1, y1 = (float(v) for v in value)
+    return (x0, y0, x1, y1) if x0 <= x1 and y0 <= y1 else None
+
+
+def _mask_rle(mask: Any, image: TruthImage) -> dict[str, Any] | None:
+    """A ``{"size": [h, w], "counts": ...}`` mask as compressed RLE, or None if absent or
+    not a mask of this image (the caller then scores the box and counts it)."""
+    if not isinstance(mask, dict) or mask.get("size") != [image.height, image.width]:
+        return None  # absent, odd, or for another image size: no pixel-wise comparison
+    h, w = image.height, image.width
+    counts = mask.get("counts")
     if isinstance(counts, list):
-        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    else:
-        rle = {"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts}
-    if (h, w) != (image.height, image.width):
-        return None  # a mask for another image size cannot be compared pixel by pixel
-    return rle
+        # Uncompressed RLE: run lengths >= 0 covering the image exactly.
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) \
+                or sum(counts) != h * w:
+            return None
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    if not isinstance(counts, str):
+        return None
+    try:
+        rle = {"size": [h, w], "counts": counts.encode("ascii")}
+        # pycocotools decodes any string into some mask: one that is not its own encoding
+        # again (what run --json writes always is) is not a mask, not a shape to score.
+        again = mask_utils.encode(np.asfortranarray(mask_utils.decode(rle)))
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return None
+    return rle if again["counts"] == rle["counts"] else None
 
 
 def _polygon_rle(polygons: list[list[float]], image: TruthImage) -> dict[str, Any]:

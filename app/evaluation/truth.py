@@ -8,6 +8,7 @@ reference strings per image.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def load_spatial_truth(path: Path) -> SpatialTruth:
         return _load_yolo(path)
     if not path.exists():
         raise TruthError(f"The truth file {path} does not exist.")
+    if not path.is_file():
+        raise TruthError(f"The truth {path} is not a regular file.")
     if path.suffix.lower() != ".json":
         raise TruthError(
             f"{path.name} is not a COCO JSON file or a YOLO folder: give a .json file with "
@@ -70,16 +73,12 @@ def load_text_truth(path: Path, task: str) -> TextTruth:
     """JSONL lines ``{"image": ..., "answers": [...]}`` (ask) or ``{"image": ..., "text": ...}``
     (ocr, caption; ``text`` may also be a list of references)."""
     path = Path(path)
-    if not path.is_file():
-        raise TruthError(f"The truth file {path} does not exist.")
+    check_input_file(path, "truth file", "a JSONL file of answers")
     truth = TextTruth()
     for number, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TruthError(f"{path.name} line {number} is not JSON: {exc.msg}.") from None
+        record = parse_json(line, f"{path.name} line {number}")
         if not isinstance(record, dict) or not isinstance(record.get("image"), str):
             raise TruthError(f"{path.name} line {number} has no \"image\" file name.")
         key = "answers" if task == "ask" else "text"
@@ -90,10 +89,43 @@ def load_text_truth(path: Path, task: str) -> TextTruth:
                 f"{path.name} line {number} needs \"{key}\" as "
                 f"{'a list of strings' if key == 'answers' else 'a string'}."
             )
+        if not references:
+            # An image with no reference cannot be scored: every answer would count as wrong.
+            raise TruthError(f"{path.name} line {number} has an empty \"{key}\" list: give "
+                             "at least one reference, or leave the image out.")
         truth.answers.setdefault(record["image"], []).extend(references)
     if not truth.answers:
         raise TruthError(f"{path.name} holds no labelled images.")
     return truth
+
+
+def check_input_file(path: Path, what: str, wanted: str) -> None:
+    """Refuse a missing path, a folder or a device with a sentence that says which."""
+    if path.is_dir():
+        raise TruthError(f"The {what} {path} is a folder; give {wanted}.")
+    if not path.exists():
+        raise TruthError(f"The {what} {path} does not exist.")
+    if not path.is_file():  # a FIFO or device could block or never end
+        raise TruthError(f"The {what} {path} is not a regular file; give {wanted}.")
+
+
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads`` whose failures (bad JSON, nesting too deep for Python) are TruthErrors."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TruthError(f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    except RecursionError:
+        raise TruthError(f"{where} is nested too deeply to be read as JSON.") from None
+
+
+def _finite(value: Any, where: str) -> float:
+    """``float(value)``, refusing NaN and infinity (a ValueError for what is no number)."""
+    number = float(value)
+    if not math.isfinite(number):
+        # NaN compares false with everything: pycocotools would count such a box a match.
+        raise TruthError(f"{where} holds {value!r}; boxes need finite numbers.")
+    return number
 
 
 # --- COCO ----------------------------------------------------------------------------------
@@ -107,10 +139,7 @@ def _read_text(path: Path) -> str:
 
 
 def _load_coco(path: Path) -> SpatialTruth:
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise TruthError(f"{path.name} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    data = parse_json(_read_text(path), path.name)
     if not isinstance(data, dict) or not all(k in data for k in ("images", "categories")):
         raise TruthError(f"{path.name} is not COCO JSON: it needs \"images\" and \"categories\".")
     try:
@@ -119,7 +148,8 @@ def _load_coco(path: Path) -> SpatialTruth:
         categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         annotations = []
         for number, ann in enumerate(data.get("annotations", []), 1):
-            x, y, w, h = (float(v) for v in ann["bbox"])
+            where = f"{path.name}: annotation {number}'s bbox"
+            x, y, w, h = (_finite(v, where) for v in ann["bbox"])
             entry = {"id": number, "image_id": int(ann["image_id"]),
                      "category_id": int(ann["category_id"]), "bbox": [x, y, w, h],
                      "area": float(ann.get("area") or w * h),
@@ -127,14 +157,98 @@ def _load_coco(path: Path) -> SpatialTruth:
             if ann.get("segmentation"):
                 entry["segmentation"] = ann["segmentation"]
             annotations.append(entry)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise TruthError(
             f"{path.name} has an image, category or annotation without a needed field "
             f"({exc}); images need id, file_name, width, height; annotations image_id, "
             "category_id and bbox [x, y, width, height]."
         ) from None
+    _check_coco(path.name, images, categories, annotations)
     has_masks = bool(annotations) and all("segmentation" in a for a in annotations)
     return SpatialTruth(images, categories, annotations, has_masks)
+
+
+def _check_coco(name: str, images: list[TruthImage], categories: dict[int, str],
+                annotations: list[dict[str, Any]]) -> None:
+    """Refuse what the metrics would otherwise drop or misread without a word."""
+    ids: set[int] = set()
+    names: set[str] = set()
+    by_id = {image.id: image for image in images}
+    for image in images:
+        if image.id in ids:
+            raise TruthError(f"{name} lists image id {image.id} twice.")
+        if image.file_name in names:
+            # Predictions are matched by file name: two images of one name are ambiguous.
+            raise TruthError(f"{name} lists the file name {image.file_name!r} twice; each "
+                             "image needs its own name.")
+        if image.width <= 0 or image.height <= 0:
+            raise TruthError(f"{name}: image {image.file_name!r} has size {image.width} x "
+                             f"{image.height}; width and height must be positive.")
+        ids.add(image.id)
+        names.add(image.file_name)
+    seen: dict[str, int] = {}
+    for cid, category in categories.items():
+        key = category.strip().lower()
+        if key in seen:
+            # Labels match names ignoring case: one of the two ids could never be matched.
+            raise TruthError(f"{name} names two categories {category!r} (ids {seen[key]} and "
+                             f"{cid}); labels are matched by name, so names must differ.")
+        seen[key] = cid
+    for ann in annotations:
+        where = f"{name}: annotation {ann['id']}"
+        if ann["image_id"] not in ids:
+            raise TruthError(f"{where} is for image_id {ann['image_id']}, which no image has.")
+        if ann["category_id"] not in categories:
+            raise TruthError(f"{where} has category_id {ann['category_id']}, which no "
+                             "category has.")
+        x, y, w, h = ann["bbox"]
+        if w < 0 or h < 0:
+            raise TruthError(f"{where} has a negative width or height in its bbox "
+                             f"[{x:g}, {y:g}, {w:g}, {h:g}]; COCO boxes are [x, y, width, "
+                             "height].")
+        if not math.isfinite(ann["area"]) or ann["area"] < 0:
+            raise TruthError(f"{where} has area {ann['area']}; it must be a number >= 0.")
+        if "segmentation" in ann:
+            _check_segmentation(ann["segmentation"], by_id[ann["image_id"]], where)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _check_segmentation(seg: Any, image: TruthImage, where: str) -> None:
+    """A COCO mask pycocotools can read: polygons of finite numbers, or an RLE of the
+    image's size (pycocotools itself fails on others with a TypeError or IndexError)."""
+    if isinstance(seg, list):
+        if all(isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
+               and all(_is_number(v) for v in poly) for poly in seg):
+            return
+        raise TruthError(f"{where} has a segmentation that is not polygons "
+                         "[[x1, y1, x2, y2, x3, y3, ...], ...] of finite numbers.")
+    if not isinstance(seg, dict):
+        raise TruthError(f"{where} has a segmentation that is neither polygons nor an RLE "
+                         "mask {\"size\": [height, width], \"counts\": ...}.")
+    size, counts = seg.get("size"), seg.get("counts")
+    if size != [image.height, image.width]:
+        raise TruthError(f"{where} has a mask of size {size!r}; its image "
+                         f"{image.file_name!r} is [{image.height}, {image.width}] "
+                         "(height, width).")
+    if isinstance(counts, list):
+        if all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) \
+                and sum(counts) == image.height * image.width:
+            return
+        raise TruthError(f"{where} has RLE counts that are not whole numbers >= 0 adding "
+                         "up to the image's pixels.")
+    if isinstance(counts, str):
+        from pycocotools import mask as mask_utils  # only masks need it
+
+        try:
+            mask_utils.area({"size": size, "counts": counts.encode("ascii")})
+            return
+        except (ValueError, TypeError, UnicodeEncodeError):
+            pass
+    raise TruthError(f"{where} has RLE counts that cannot be read.")
 
 
 # --- YOLO ----------------------------------------------------------------------------------
@@ -198,7 +312,7 @@ def _yolo_names(root: Path) -> list[str]:
 def _yolo_line(line: str, names: list[str], width: int, height: int,
                where: str) -> dict[str, Any]:
     try:
-        values = [float(v) for v in line.split()]
+        values = [_finite(v, where) for v in line.split()]
     except ValueError:
         raise TruthError(f"{where} is not numbers: {line.strip()!r}.") from None
     cls = int(values[0]) if values and values[0].is_integer() else -1
@@ -208,6 +322,8 @@ def _yolo_line(line: str, names: list[str], width: int, height: int,
     coords = values[1:]
     if len(coords) == 4:  # centre x, centre y, width, height, as shares of the image
         cx, cy, w, h = coords
+        if w < 0 or h < 0:
+            raise TruthError(f"{where} has a negative width or height: {line.strip()!r}.")
         box = [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
         return {"category_id": cls, "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
     if len(coords) >= 6 and len(coords) % 2 == 0:  # a polygon: x1 y1 x2 y2 ...

@@ -68,6 +68,12 @@ class ModelFolder:
         if not available:
             raise ModelFolderError(f"{self.path} has no text model file.")
         chosen = available[0] if quant is None else quant.upper()
+        if chosen not in available and chosen not in QUALITY_ORDER:
+            # Not a type at all (a typo, a path): no `quantize --type` could make it.
+            raise ModelFolderError(
+                f"{quant!r} is not a quantization type; {self.path.name} holds: "
+                f"{', '.join(available)} (types: {', '.join(QUALITY_ORDER)})."
+            )
         if chosen not in available:
             raise ModelFolderError(
                 f"{self.path.name} has no {chosen} text file; present: {', '.join(available)}. "

@@ -10,21 +10,25 @@ that record: a damaged or swapped file is noticed instead of drawing wrong masks
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx2
 
+from app import file_errors
 from app.atomic_files import move_into_place, write_text_atomic
 from app.errors import (
     Cancelled,
     CorruptDownloadError,
+    DiskSpaceError,
     DownloadError,
     MaskDecoderError,
     NetworkError,
@@ -127,9 +131,25 @@ def installed_decoder(models_dir: Path) -> Path | None:
     return masks_weights_path(models_dir) if decoder_problem(models_dir) is None else None
 
 
+def check_decoder_file(path: Path) -> None:
+    """Raise MaskDecoderError unless ``path`` is a usable decoder: an .npz archive (not an
+    .npy renamed), every tensor present, of the right shapes, none of them empty."""
+    if not zipfile.is_zipfile(path):
+        # np.load would return a bare array for an .npy and fail with a TypeError.
+        raise MaskDecoderError(
+            f"{path.name} is not a mask decoder: it is not a readable .npz file (an .npy "
+            "array or another file renamed?); big_vision's vae-oid.npz is one.")
+    arrays = read_decoder_weights(path)  # raises MaskDecoderError with the reason
+    empty = sorted(key for key, value in arrays.items() if value.size == 0)
+    if empty:
+        # A 128x0 codebook passes the shape rules and would decode every mask as blank.
+        raise MaskDecoderError(f"{path.name} is not a usable mask decoder: {empty[0]} "
+                               "holds no numbers.")
+
+
 def _install(staged: Path, weights: Path, sha256: str, source: str) -> Path:
     """Check ``staged`` is a decoder, then give it its final name and record its checksum."""
-    read_decoder_weights(staged)  # raises MaskDecoderError with the reason
+    check_decoder_file(staged)
     record = {"sha256": sha256, "size": staged.stat().st_size, "source": source}
     try:
         write_text_atomic(_record_path(weights), json.dumps(record, indent=2) + "\n")
@@ -149,7 +169,10 @@ def import_decoder(models_dir: Path, source: Path) -> Path:
     source = Path(source)
     if not source.is_file():
         raise MaskDecoderError(f"{source} is not a file.")
-    read_decoder_weights(source)
+    try:
+        check_decoder_file(source)
+    except OSError as exc:
+        raise _import_error(exc, source, masks_weights_path(models_dir).parent) from exc
     weights = masks_weights_path(models_dir)
     try:
         weights.parent.mkdir(parents=True, exist_ok=True)
@@ -158,11 +181,29 @@ def import_decoder(models_dir: Path, source: Path) -> Path:
         staged = Path(name)
         try:
             shutil.copyfile(source, staged)
+            # mkstemp makes the file private (0600); the decoder is shared like the models
+            # (Ray workers on a shared folder read it): the usual mode for a new file.
+            os.chmod(staged, 0o666 & ~_umask())
             return _install(staged, weights, file_sha256(staged), str(source.resolve()))
         finally:
             staged.unlink(missing_ok=True)
     except OSError as exc:
-        raise write_error(exc, weights.name, weights.parent) from exc
+        raise _import_error(exc, source, weights.parent) from exc
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _import_error(exc: OSError, source: Path, folder: Path) -> PaliDeskError:
+    """An OSError while importing, in words that say import (not download)."""
+    message = file_errors.sentence(exc, f"import {source.name} into {folder}",
+                                   Path(exc.filename) if exc.filename else folder)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskSpaceError(message)
+    return MaskDecoderError(message)
 
 
 def download_decoder(

@@ -66,4 +66,6 @@ def record_answers(record: Mapping[str, object], max_new_tokens: int) -> bool:
 
 
 def _digest(*parts: str) -> bytes:
-    return hashlib.blake2b("\0".join(parts).encode("utf-8"), digest_size=16).digest()
+    # surrogatepass: a file name that is not valid UTF-8 still has a key (its own).
+    return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"),
+                           digest_size=16).digest()

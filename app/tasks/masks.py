@@ -64,7 +64,8 @@ def read_decoder_weights(path: Path | str) -> dict[str, np.ndarray]:
             arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError as exc:
         raise MaskDecoderError(f"The mask decoder file {path} does not exist.") from exc
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, TypeError) as exc:
+        # TypeError: an .npy renamed .npz loads as a bare array, which is no archive.
         raise MaskDecoderError(
             f"{path.name} is not a mask decoder: it is not a readable .npz file "
             "(big_vision's vae-oid.npz is)."
