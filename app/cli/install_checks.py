@@ -53,7 +53,8 @@ def check_import_source(path: Path) -> None:
     """A PaliDesk model folder is checked file by file against its manifest before it is
     copied, as ``convert`` checks what it wrote: a truncated or altered file is refused
     here, not at the first ``run``. (A Hugging Face checkpoint is checked by conversion.)"""
-    from app.model_files.manifest import MANIFEST_NAME, read_manifest, sha256_of
+    from app.file_digest import file_sha256
+    from app.model_files.manifest import MANIFEST_NAME, read_manifest
     from app.model_files.verification import check_size
 
     if not path.exists():
@@ -70,7 +71,7 @@ def check_import_source(path: Path) -> None:
             check_size(path, entry)  # a truncated copy: told at once, nothing hashed
             # Every file is hashed (the copy reads them all anyway); nothing is written
             # into the folder being imported, not even the verification stamp.
-            same = sha256_of(path / entry.name) == entry.sha256
+            same = file_sha256(path / entry.name) == entry.sha256
         except ModelFolderError as exc:
             raise ModelFolderError(f"Not imported: {exc}") from None
         except OSError as exc:
