@@ -119,7 +119,7 @@ def request_from_prompt(prompt: str) -> TaskRequest:
     """The task a raw PaliGemma prompt asks for, so a served result is stored as the
     window's would be: ``caption en``, ``ocr``, ``answer en …``, ``question en …``,
     ``detect cat ; dog`` and ``segment car`` become those tasks (detect and segment
-    answers are parsed into objects); any other text runs verbatim, as
+    answers are parsed into objects, their names joined by " ; "); any other text runs verbatim, as
     `palidesk run --task custom --prompt` runs it."""
     from app.errors import TaskError
     from app.tasks import build_prompt
@@ -139,7 +139,9 @@ def request_from_prompt(prompt: str) -> TaskRequest:
     if word in guesses:
         try:
             request = request_for(*guesses[word])
-            if build_prompt(request) == text:
+            # Object names are written as the checkpoints were trained ("a ; b"), as
+            # the window writes them; the other prompts must match exactly.
+            if build_prompt(request) == text or request.kind.is_spatial:
                 return request
         except TaskError:
             pass  # not one of the trained tasks' prompts: run it as written
