@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from pathlib import Path
@@ -57,6 +58,21 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                             "call the server; repeat for more (default: none)")
     serve.add_argument("--max-body-mb", type=_body_mb, default=32, metavar="MB",
                        help="largest request body accepted (default 32 MB; larger: 413)")
+    studio = serve.add_argument_group(
+        "Label Studio (its ML backend protocol: connect this server in a project's "
+        "Settings › Model)")
+    studio.add_argument("--label-studio-url", metavar="URL",
+                        default=os.environ.get("LABEL_STUDIO_URL"),
+                        help="the Label Studio server task images are fetched from, e.g. "
+                             "http://localhost:8080 (default: $LABEL_STUDIO_URL); no other "
+                             "host is ever fetched from")
+    studio.add_argument("--label-studio-api-key-file", type=Path, metavar="FILE",
+                        help="file holding Label Studio's API key (default: "
+                             "$LABEL_STUDIO_API_KEY)")
+    studio.add_argument("--label-studio-files", type=Path, metavar="DIR",
+                        default=os.environ.get("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"),
+                        help="the local-files storage folder whose images may be read "
+                             "(default: $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
     serve.add_argument("--no-history", action="store_true",
                        help="do not store served results in the history")
     serve.add_argument("--threads", type=option_types.threads,
@@ -97,8 +113,10 @@ def _serve(args: argparse.Namespace, plan, listener: socket.socket, api_key: str
 
     images = ServedImages(None if args.no_history else default_served_folder())
     state = ServeState.start(host, args.queue, images, installed_mask_decoder())
+    max_body = args.max_body_mb * 1024 * 1024
     app = build_app(state, bind_host=args.host, api_key=api_key,
-                    cors_origins=args.cors_origin, max_body=args.max_body_mb * 1024 * 1024)
+                    cors_origins=args.cors_origin, max_body=max_body,
+                    label_studio=_label_studio(args, max_body))
     server = _make_server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                          timeout_graceful_shutdown=None), state)
     failed: list[str] = []
@@ -138,6 +156,16 @@ def _make_server(config, state: ServeState):  # type: ignore[no-untyped-def]
             super().handle_exit(sig, frame)
 
     return Server(config)
+
+
+def _label_studio(args: argparse.Namespace, max_body: int):  # type: ignore[no-untyped-def]
+    from app.server.label_studio_images import LabelStudioAccess
+
+    key = (args.label_studio_api_key_file.read_text(encoding="utf-8").strip()
+           if args.label_studio_api_key_file else os.environ.get("LABEL_STUDIO_API_KEY"))
+    return LabelStudioAccess(args.label_studio_url, key or None,
+                             Path(args.label_studio_files) if args.label_studio_files else None,
+                             max_body)
 
 
 def _require_extra() -> None:
@@ -201,6 +229,7 @@ def _print_endpoints(listener: socket.socket, model_name: str) -> None:
             ("GET ", "/health", "status: 503 while loading, then 200"),
             ("GET ", "/v1/models", "OpenAI-compatible model list"),
             ("POST", "/v1/chat/completions", "OpenAI-compatible chat with one image"),
-            ("POST", "/v1/run", "one image -> `palidesk run --json`'s record")):
+            ("POST", "/v1/run", "one image -> `palidesk run --json`'s record"),
+            ("POST", "/predict", "Label Studio ML backend (also /setup, /webhook)")):
         print(f"  {method} {base}{path}  ({what})")
     print("Press Ctrl+C to stop.", flush=True)

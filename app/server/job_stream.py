@@ -68,3 +68,14 @@ class JobStream:
         # Only a temporary copy is deleted (--no-history); an image the worker has not
         # read yet was cancelled before it starts, so it is never opened.
         self.state.images.release(self.job.image)
+
+
+async def outcome_of(stream: JobStream,
+                     gone: Callable[[], Awaitable[bool]] | None) -> JobOutcome | None:
+    """Wait for the job's end (None when the client left and the job was cancelled)."""
+    async for event in stream.events(gone):
+        if isinstance(event, Dropped):
+            raise RequestRefused(503, "The server shut down before this request ran.")
+        if isinstance(event, JobOutcome):
+            return event
+    return None

@@ -10,6 +10,8 @@ needs no web framework and guards every route alike):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 import json
@@ -63,12 +65,20 @@ def host_name(header: str) -> str:
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The key a request presents: ``Authorization: Bearer KEY`` or ``Token: KEY``."""
+    """The key a request presents: ``Authorization: Bearer KEY``, ``Token: KEY``, or
+    basic auth whose password is the key."""
     for name, value in headers:
         name_text = name.decode("latin-1").lower()
         text = value.decode("latin-1").strip()
         if name_text == "authorization" and text.lower().startswith("bearer "):
             return text[7:].strip()
+        if name_text == "authorization" and text.lower().startswith("basic "):
+            # Label Studio's ML backend setting has only basic auth: the password is the key.
+            try:
+                decoded = base64.b64decode(text[6:].strip(), validate=True).decode()
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                return None
+            return decoded.partition(":")[2]
         if name_text == "token" and text:
             return text
     return None

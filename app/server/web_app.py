@@ -9,20 +9,24 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from app.server import chat_api, native_api
+from app.server import chat_api, label_studio_api, native_api
+from app.server.label_studio_images import LabelStudioAccess
 from app.server.request_errors import RequestRefused
 from app.server.request_guard import DEFAULT_MAX_BODY, ASGIApp, RequestGuard
 from app.server.serve_state import ServeState
 
 
 def build_app(state: ServeState, *, bind_host: str, api_key: str | None = None,
-              cors_origins: Sequence[str] = (), max_body: int = DEFAULT_MAX_BODY) -> ASGIApp:
+              cors_origins: Sequence[str] = (), max_body: int = DEFAULT_MAX_BODY,
+              label_studio: LabelStudioAccess | None = None) -> ASGIApp:
     # No /docs or /openapi.json: docs/server.md documents the API, and a smaller surface
     # has less to guard.
     app = FastAPI(title="PaliDesk", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.serve = state
+    app.state.label_studio = label_studio or LabelStudioAccess(max_bytes=max_body)
     app.include_router(native_api.router)
     app.include_router(chat_api.router)
+    app.include_router(label_studio_api.router)
 
     @app.exception_handler(RequestRefused)
     async def refused(_: Request, exc: RequestRefused) -> JSONResponse:
