@@ -230,6 +230,9 @@ def _print_endpoints(listener: socket.socket, model_name: str) -> None:
             ("GET ", "/v1/models", "OpenAI-compatible model list"),
             ("POST", "/v1/chat/completions", "OpenAI-compatible chat with one image"),
             ("POST", "/v1/run", "one image -> `palidesk run --json`'s record"),
-            ("POST", "/predict", "Label Studio ML backend (also /setup, /webhook)")):
+            ("POST", "/predict", "Label Studio ML backend (also /setup, /webhook)"),
+            ("POST", "/xanylabeling/v1/predict",
+             "X-AnyLabeling remote server: set its server URL to "
+             f"{base}/xanylabeling")):
         print(f"  {method} {base}{path}  ({what})")
     print("Press Ctrl+C to stop.", flush=True)

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from app.server import chat_api, label_studio_api, native_api
+from app.server import chat_api, label_studio_api, native_api, xanylabeling_api
 from app.server.label_studio_images import LabelStudioAccess
 from app.server.request_errors import RequestRefused
 from app.server.request_guard import DEFAULT_MAX_BODY, ASGIApp, RequestGuard
@@ -27,6 +27,7 @@ def build_app(state: ServeState, *, bind_host: str, api_key: str | None = None,
     app.include_router(native_api.router)
     app.include_router(chat_api.router)
     app.include_router(label_studio_api.router)
+    app.include_router(xanylabeling_api.router)
 
     @app.exception_handler(RequestRefused)
     async def refused(_: Request, exc: RequestRefused) -> JSONResponse:
