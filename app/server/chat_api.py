@@ -20,7 +20,12 @@ from pydantic import ValidationError
 from app.engine.events import GenerationOptions
 from app.errors import PaliDeskError
 from app.history.history_record import HistoryRecord
-from app.server.engine_host import LoadedModel, ServedToken, request_from_prompt
+from app.server.engine_host import (
+    LoadedModel,
+    ServedToken,
+    answer_text,
+    request_from_prompt,
+)
 from app.server.job_stream import Dropped, JobStream
 from app.server.native_api import state_of, validation_sentence
 from app.server.request_errors import RequestRefused
@@ -168,11 +173,6 @@ async def _sse(stream: JobStream, answer: _Answer, include_usage: bool) -> Async
 
 def _sse_error(message: str) -> str:
     return f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
-
-
-def answer_text(record: HistoryRecord) -> str:
-    """The answer as `palidesk run` prints it: the text without the end marker."""
-    return record.text.removesuffix("<eos>")
 
 
 def finish_reason(record: HistoryRecord) -> str:

@@ -5,6 +5,13 @@ record builder); keeping all of the server's calls here means re-pointing this o
 when that lands. Everything else in ``app.server`` talks to ``EngineHost`` and the plain
 data types below, never to ``app.engine``, ``app.cli`` or ``app.session`` directly.
 
+Where each call goes once core16's API lands (its CORE_API.md): ``plan_model`` →
+``app.session.model_resolver.resolve_model`` + ``app.session.load_plan.plan_load``
+(``LoadPlan.pair/.config/.choice/.identity``); ``EngineHost._load`` → ``engine.load(plan.pair,
+plan.config)``; ``make_job`` → ``app.session.new_job(..., skip_if_done=False)``;
+``run_record`` → ``app.session.result_json.stored_record`` restricted to
+``RUN_RECORD_KEYS``; ``answer_text`` → ``app.tasks.output_text.without_end_marker``.
+
 The llama.cpp objects live only on the queue's worker thread: ``EngineHost.run`` (and the
 load, which is the first job of the queue) is only ever called there.
 """
@@ -152,6 +159,11 @@ def run_record(record: HistoryRecord) -> dict[str, object]:
     """`palidesk run --json`'s record of a stored result (same keys, same values)."""
     full = record.to_dict()
     return {key: full[key] for key in RUN_RECORD_KEYS}
+
+
+def answer_text(record: HistoryRecord) -> str:
+    """The answer as `palidesk run` prints it: the text without the end marker."""
+    return record.text.removesuffix("<eos>")
 
 
 def installed_model_names() -> list[str]:

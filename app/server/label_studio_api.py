@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.engine.events import GenerationOptions
-from app.server.engine_host import request_for
+from app.server.engine_host import answer_text, request_for
 from app.server.job_stream import JobStream, outcome_of
 from app.server.label_studio_config import (
     Control,
@@ -121,4 +121,4 @@ async def _answer(request: Request, control: Control, data: dict,
         return rectangle_results(control, record.objects, size)
     if control.kind == "BrushLabels":
         return brush_results(control, record.objects, size)
-    return [text_result(control, record.text.removesuffix("<eos>").strip(), size)]
+    return [text_result(control, answer_text(record).strip(), size)]

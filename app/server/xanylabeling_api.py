@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from app.engine.events import GenerationOptions
 from app.errors import PaliDeskError
-from app.server.engine_host import request_for
+from app.server.engine_host import answer_text, request_for
 from app.server.job_stream import JobStream, outcome_of
 from app.server.native_api import state_of
 from app.server.request_errors import RequestRefused
@@ -89,4 +89,4 @@ async def predict(request: Request) -> JSONResponse:
     spatial = preset.task in ("detect", "segment")
     return JSONResponse({"success": True, "data": {
         "shapes": object_shapes(record.objects) if spatial else [],
-        "description": "" if spatial else record.text.removesuffix("<eos>").strip()}})
+        "description": "" if spatial else answer_text(record).strip()}})
