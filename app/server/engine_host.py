@@ -203,11 +203,13 @@ def open_results(keep_history: bool) -> ResultStore:
 class EngineHost:
     """The engine and the history, driven from the queue's worker thread."""
 
-    def __init__(self, results: ResultStore) -> None:
-        self.engine = Engine()
+    def __init__(self, results: ResultStore | None, first_job_id: int = 1) -> None:
+        # The window's server runs its jobs on the window's engine: no engine of its own.
+        self.engine = Engine() if results is not None else None
         self.results = results
         self.model: LoadedModel | None = None
-        self._ids = itertools.count(1)
+        # Apart from the window's own job ids, when the jobs share the window's engine.
+        self._ids = itertools.count(first_job_id)
 
     def make_job(self, image: Path, request: TaskRequest, options: GenerationOptions,
                  image_sha256: str, mask_decoder: Path | None) -> Job:
@@ -220,6 +222,7 @@ class EngineHost:
 
     def run(self, job: Job | LoadModel, sink: Callable[[object], None]) -> None:
         """The queue's runner: load a model, or run a job and stream its events."""
+        assert self.engine is not None and self.results is not None
         if isinstance(job, LoadModel):
             sink(self._load(job.plan))
             return
@@ -232,7 +235,8 @@ class EngineHost:
 
     def close(self) -> None:
         """Free the model (call once the worker thread has ended)."""
-        self.engine.close()
+        if self.engine is not None:
+            self.engine.close()
 
     def _load(self, plan: ModelPlan) -> LoadFinished:
         # The window's rule (app/ui/engine_worker.py): the fit estimate picks the
@@ -241,6 +245,7 @@ class EngineHost:
         from app.models.fit import choose
         from app.models.model_folder import ModelFolder
 
+        assert self.engine is not None
         choice_sentence = None
         try:
             folder = ModelFolder(plan.folder)
