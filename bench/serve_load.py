@@ -77,7 +77,7 @@ def load_round(server: ServerProcess, images: list[Path], clients: int, tokens: 
 
     def one(body: dict) -> tuple[float, int, dict]:
         t0 = time.perf_counter()
-        status, _, record = server.request("POST", "/v1/run", body)
+        status, _, record = server.request("POST", "/v1/run", body, timeout=3600)
         return time.perf_counter() - t0, status, record  # type: ignore[return-value]
 
     before = history_count(server.home)

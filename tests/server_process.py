@@ -75,9 +75,10 @@ class ServerProcess:
 
     def request(self, method: str, path: str, body: object = None,
                 headers: dict[str, str] | None = None,
-                raw: bytes | None = None) -> tuple[int, dict[str, str], object]:
+                raw: bytes | None = None,
+                timeout: float = 60) -> tuple[int, dict[str, str], object]:
         """(status, headers, JSON body or text)."""
-        connection = self.connection()
+        connection = self.connection(timeout)
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         sent = {"content-type": "application/json"} if data is not None else {}
         sent.update(headers or {})

@@ -248,3 +248,25 @@ def test_a_client_that_disconnects_cancels_its_job(server: ServerProcess) -> Non
     assert len(rows) == before + 1  # the partial answer is kept once, as the window keeps it
     assert rows[-1]["stop_reason"] == "cancelled"
     assert len(json.loads(rows[-1]["tokens"])) < LONG
+
+
+def test_a_client_that_leaves_a_plain_request_cancels_its_job(server: ServerProcess) -> None:
+    """Without streaming too: the server notices the closed connection while tokens flow."""
+    before = len(history_rows(server))
+    connection = server.connection(timeout=0.5)
+    connection.request("POST", "/v1/run", json.dumps({
+        "image": image_b64(), "task": "caption", "max_tokens": LONG}),
+        {"content-type": "application/json"})
+    deadline = time.monotonic() + 10
+    while server.request("GET", "/health")[2]["queued"] == 0 and time.monotonic() < deadline:  # type: ignore[index]
+        time.sleep(0.01)
+    connection.sock.close()  # gone before the answer
+    connection.close()
+    deadline = time.monotonic() + 5
+    while server.request("GET", "/health")[2]["queued"] and time.monotonic() < deadline:  # type: ignore[index]
+        time.sleep(0.02)
+    assert server.request("GET", "/health")[2]["queued"] == 0  # type: ignore[index]
+    rows = history_rows(server)
+    assert len(rows) == before + 1
+    assert rows[-1]["stop_reason"] == "cancelled"
+    assert len(json.loads(rows[-1]["tokens"])) < LONG

@@ -45,13 +45,19 @@ class JobStream:
                      poll_s: float = 0.1) -> AsyncIterator[object]:
         """The job's events up to its JobOutcome (or Dropped). ``gone`` tells whether the
         client disconnected; then the job is cancelled (within one token) and this ends."""
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + poll_s
         try:
             while True:
+                # Checked on a clock, not only when no event came: tokens arrive faster
+                # than the poll while a generation runs.
+                if gone is not None and loop.time() >= next_check:
+                    if await gone():
+                        return
+                    next_check = loop.time() + poll_s
                 try:
                     event = await asyncio.wait_for(self._events.get(), poll_s)
                 except TimeoutError:
-                    if gone is not None and await gone():
-                        return
                     continue
                 if isinstance(event, JobOutcome | Dropped):
                     self.ended = True
