@@ -189,10 +189,14 @@ def test_chat_numbers_are_range_checked(server: ServerProcess, field: str,
 def test_image_urls_and_paths_are_not_fetched(server: ServerProcess, url: str) -> None:
     body = {"model": "pg2-tiny-224", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "caption en"}, {"type": "image_url", "image_url": {"url": url}}]}]}
+    # Refused as a URL or path, not merely because it is not base64.
+    said = ("does not fetch images" if url.startswith("http") else "not a path or URL")
     status, _, answer = server.request("POST", "/v1/chat/completions", body)
     assert status == 400
-    assert "image" in answer["error"]["message"]  # type: ignore[index]
-    assert server.request("POST", "/v1/run", run_body(image=url))[0] == 400
+    assert said in answer["error"]["message"]  # type: ignore[index]
+    status, _, answer = server.request("POST", "/v1/run", run_body(image=url))
+    assert status == 400
+    assert said in answer["error"]["message"]  # type: ignore[index]
 
 
 def test_a_model_named_by_a_request_is_never_loaded(server: ServerProcess, model: Path,
