@@ -243,3 +243,18 @@ def test_no_history_stores_nothing(keyed: ServerProcess) -> None:
     assert status == 200
     assert not (keyed.home / "data" / "PaliDesk" / "history.sqlite3").exists()
     assert not list((keyed.home / "data").rglob("served-images/*"))
+
+
+def test_without_quant_the_model_loads_with_the_windows_automatic_choice(
+        keyed: ServerProcess, model: Path) -> None:
+    from app.hardware import detect
+    from app.models.fit import choose
+    from app.models.model_folder import ModelFolder
+
+    folder = ModelFolder(model)
+    expected = choose(folder, detect(), available_quants=folder.text_types()).quant
+    status, _, body = keyed.request("POST", "/setup", {"project": "1"},
+                                    headers={"token": KEY})
+    assert status == 200
+    assert body == {"model_version": f"pg2-tiny-224 {expected}"}
+    assert "model loaded: pg2-tiny-224" in keyed.log.read_text()
