@@ -139,6 +139,8 @@ def main() -> int:
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-batch", action="store_true",
+                        help="no `palidesk batch` baseline (a long soak of the server only)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -149,14 +151,16 @@ def main() -> int:
         counts = [int(c) for c in args.clients.split(",")]
         # Distinct images for batch and for every round: no side gets the image cache.
         folder = work / "images"
-        make_images(folder, args.requests * (len(counts) + 1) + 1)
+        make_images(folder, args.requests * (len(counts) + (0 if args.skip_batch else 1)) + 1)
         every = sorted(folder.glob("*.png"))
         batch_folder = work / "batch-images"
         batch_folder.mkdir()
-        for path in every[:args.requests]:
+        taken = 0 if args.skip_batch else args.requests
+        for path in every[:taken]:
             path.rename(batch_folder / path.name)
-        images = every[args.requests:]
-        batch = batch_rate(model, args.quant, batch_folder, args.tokens, args.threads, work)
+        images = every[taken:]
+        batch = None if args.skip_batch else batch_rate(model, args.quant, batch_folder,
+                                                          args.tokens, args.threads, work)
         (work / "home").mkdir()
         server = ServerProcess(model, work / "home", "--quant", args.quant, "--threads",
                                str(args.threads), "--queue", "64")
@@ -175,7 +179,8 @@ def main() -> int:
         finally:
             code = server.stop()
     for r in rounds:
-        r["vs_batch"] = round(r["images_per_hour"] / batch["steady_images_per_hour"], 3)  # type: ignore[operator]
+        if batch is not None:
+            r["vs_batch"] = round(r["images_per_hour"] / batch["steady_images_per_hour"], 3)  # type: ignore[operator]
     result = {"model": str(args.model or "tiny pg2-tiny-224"), "quant": args.quant,
               "tokens": args.tokens, "threads": args.threads, "batch": batch,
               "rounds": rounds, "rss_loaded_mb": round(rss_loaded, 1),
