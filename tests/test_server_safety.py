@@ -259,3 +259,27 @@ def test_without_quant_the_model_loads_with_the_windows_automatic_choice(
     assert status == 200
     assert body == {"model_version": f"pg2-tiny-224 {expected}"}
     assert "model loaded: pg2-tiny-224" in server.log.read_text()
+
+
+def test_another_host_with_a_key_starts_and_every_request_needs_the_key(
+        model: Path, tmp_path: Path) -> None:
+    (tmp_path / "key.txt").write_text(KEY)
+    process = ServerProcess(model, tmp_path, "--quant", "F32", "--host", "0.0.0.0",
+                            "--api-key-file", str(tmp_path / "key.txt"))
+    try:
+        assert process.host == "0.0.0.0"
+        process.host = "127.0.0.1"  # connect through loopback; the bind is every address
+        process.wait_ready()
+        assert process.request("GET", "/v1/models")[0] == 401
+        assert process.request("GET", "/v1/models",
+                               headers={"authorization": f"Bearer {KEY}"})[0] == 200
+    finally:
+        assert process.stop() == 0, process.log.read_text()
+
+
+def test_a_short_key_is_refused(model: Path, tmp_path: Path) -> None:
+    (tmp_path / "key.txt").write_text("short")
+    done = serve_command(tmp_path, "--model", str(model), "--host", "0.0.0.0",
+                         "--api-key-file", str(tmp_path / "key.txt"), "--port", "0")
+    assert done.returncode == 1
+    assert "at least 16 characters" in done.stderr
