@@ -77,3 +77,45 @@ def test_served_requests_share_the_windows_engine_queue_and_history(
         dialog.close()
     finally:
         _close(win, qtbot)
+
+
+def test_a_model_swap_waits_for_the_served_request_in_flight(
+        qtbot, tmp_path: Path, converted) -> None:
+    folder = converted("pg2-tiny-224")
+    win = _window(qtbot, tmp_path, folder)
+    try:
+        dialog = win.tools_menu.show_local_server()
+        port = _free_port()
+        dialog.port.setValue(port)
+        dialog.toggle()
+        server = win.tools_menu.local_server
+        image = base64.b64encode((IMAGES / "shapes_320x240.png").read_bytes()).decode()
+        answers: list = []
+        client = threading.Thread(target=_post, args=(
+            port, {"image": image, "task": "caption", "max_tokens": 2048}, answers))
+        client.start()
+        qtbot.waitUntil(lambda: server.queue.queued == 1, timeout=30_000)
+        win.settings.quantization = "F32"
+        win.load_model(folder)  # the swap is sent while the served job runs
+        qtbot.waitUntil(lambda: bool(answers) and not win.loading, timeout=120_000)
+        client.join(30)
+        status, record = answers[0]
+        assert status == 200, record
+        assert record["stop_reason"] != "cancelled"  # it finished on the model it began on
+        first = [r for r in win.history.recent(limit=100) if r.tokens == record["tokens"]]
+        assert [r.quantization for r in first] == ["F16"]
+
+        later: list = []  # sent from a thread: the answer needs the UI loop running
+        client = threading.Thread(target=_post, args=(
+            port, {"image": image, "task": "caption", "max_tokens": 8}, later))
+        client.start()
+        qtbot.waitUntil(lambda: bool(later), timeout=60_000)
+        client.join(30)
+        assert later[0][0] == 200, later[0]
+        assert win.history.recent(limit=1)[0].quantization == "F32"  # the new model
+
+        dialog.toggle()
+        qtbot.waitUntil(lambda: server.stopped, timeout=30_000)
+        dialog.close()
+    finally:
+        _close(win, qtbot)
