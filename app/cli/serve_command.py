@@ -14,6 +14,8 @@ from app.cli import option_types
 from app.errors import PaliDeskError
 
 if TYPE_CHECKING:
+    from app.server.engine_host import EngineHost, LoadFinished, ModelPlan
+    from app.server.label_studio_images import LabelStudioAccess
     from app.server.serve_state import ServeState
 
 # Not 1234 (LM Studio), 8000 (X-AnyLabeling-Server), 8080 (llama-server, Label Studio),
@@ -102,8 +104,8 @@ def run_serve_command(args: argparse.Namespace) -> int:
         listener.close()
 
 
-def _serve(args: argparse.Namespace, plan, listener: socket.socket, api_key: str | None,
-           host) -> int:  # type: ignore[no-untyped-def]
+def _serve(args: argparse.Namespace, plan: ModelPlan, listener: socket.socket,
+           api_key: str | None, host: EngineHost) -> int:
     import uvicorn
 
     from app.server.engine_host import installed_mask_decoder
@@ -121,7 +123,7 @@ def _serve(args: argparse.Namespace, plan, listener: socket.socket, api_key: str
                                          timeout_graceful_shutdown=None), state)
     failed: list[str] = []
 
-    def loaded(event) -> None:  # type: ignore[no-untyped-def]  # on the worker thread
+    def loaded(event: LoadFinished) -> None:  # on the worker thread
         if event.model is None:
             failed.append(event.error)
             print(f"error: the model could not be loaded: {event.error}", file=sys.stderr)
@@ -158,7 +160,7 @@ def _make_server(config, state: ServeState):  # type: ignore[no-untyped-def]
     return Server(config)
 
 
-def _label_studio(args: argparse.Namespace, max_body: int):  # type: ignore[no-untyped-def]
+def _label_studio(args: argparse.Namespace, max_body: int) -> LabelStudioAccess:
     from app.server.label_studio_images import LabelStudioAccess
 
     key = (args.label_studio_api_key_file.read_text(encoding="utf-8").strip()

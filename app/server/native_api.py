@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -136,7 +134,3 @@ def validation_sentence(exc: ValidationError) -> tuple[str, str | None]:
     elif error["type"] == "missing":
         message = "this field is required"
     return (f"{field}: {message}." if field else f"{message}."), field
-
-
-def now() -> int:
-    return int(time.time())
