@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.engine.embedding_cache import ImageEmbeddingCache
 from app.engine.engine import Engine, EngineConfig
 from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import PaliDeskError
@@ -38,6 +39,11 @@ from app.tasks import TaskKind, TaskRequest
 from app.tasks.task_runner import ObjectEvent
 
 log = logging.getLogger("palidesk.server")
+
+# The server's image-embedding cache: enough for the same image asked again (Label
+# Studio asks once per control, clients retry), not the window's 512 MB, which a
+# server of distinct images would only fill (one 3B-224 image: 2.4 MB of rows).
+SERVED_CACHE_BYTES = 32 << 20
 
 # The keys of `palidesk run --json`'s record (TaskResult.to_json), in its order.
 RUN_RECORD_KEYS = ("image", "task", "prompt", "tokens", "text", "objects", "stop_reason",
@@ -205,7 +211,8 @@ class EngineHost:
 
     def __init__(self, results: ResultStore | None, first_job_id: int = 1) -> None:
         # The window's server runs its jobs on the window's engine: no engine of its own.
-        self.engine = Engine() if results is not None else None
+        self.engine = (Engine(ImageEmbeddingCache(SERVED_CACHE_BYTES))
+                       if results is not None else None)
         self.results = results
         self.model: LoadedModel | None = None
         # Apart from the window's own job ids, when the jobs share the window's engine.
