@@ -74,6 +74,7 @@ def test_banner_names_the_address_and_every_endpoint(server: ServerProcess) -> N
 @pytest.mark.parametrize("options", [
     ("--task", "detect", "--classes", "cat;dog", "--max-tokens", "20"),
     ("--task", "caption", "--lang", "fr", "--max-tokens", "16"),
+    ("--task", "segment", "--classes", "cat", "--max-tokens", "24"),
     ("--task", "ask", "--prompt", "what is here?", "--max-tokens", "8", "--temperature",
      "0.7", "--seed", "5", "--top-k", "40", "--top-p", "0.9"),
 ])
