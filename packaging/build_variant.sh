@@ -73,7 +73,8 @@ if [[ $(cat "$VENV/palidesk-llama-wheel" 2>/dev/null) != "$WHEEL" ]]; then  # on
     "$PY" -m pip install --quiet --force-reinstall "$WHEEL"
     echo "$WHEEL" > "$VENV/palidesk-llama-wheel"
 fi
-"$PY" -m pip install --quiet . "pyinstaller==$PYINSTALLER_VERSION"
+# The server extra is part of the installers (`palidesk serve`, Tools › Local Server…).
+"$PY" -m pip install --quiet ".[server]" "pyinstaller==$PYINSTALLER_VERSION"
 
 "$PY" packaging/build_bundle.py --clean --variant "$VARIANT" --cmake-args="$ARGS"
 case "$(uname)" in

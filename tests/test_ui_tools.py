@@ -33,7 +33,8 @@ def test_tools_menu_sits_before_help(qtbot: QtBot, tmp_path: Path) -> None:
     titles = [a.text() for a in window.menuBar().actions()]
     assert titles == ["&File", "&Tools", "&Help"]
     assert [a.text() for a in tools.menu.actions()] == ["Evaluate…",
-                                                        "Test Speed on This Machine…"]
+                                                        "Test Speed on This Machine…",
+                                                        "Local Server…"]
     dialog = tools.show_evaluate()
     qtbot.addWidget(dialog)
     assert "No model folder is chosen" in dialog.model_label.text()

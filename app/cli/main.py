@@ -21,6 +21,7 @@ from app.cli.masks_command import add_masks_parser
 from app.cli.models_command import add_models_parser
 from app.cli.progress_printer import ProgressPrinter
 from app.cli.score_command import add_score_parser
+from app.cli.serve_command import add_serve_parser
 from app.cli.task_options import add_task_options
 from app.errors import Cancelled, PaliDeskError
 from app.user_folders import explain
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_masks_parser(sub)
     add_batch_parser(sub)
+    add_serve_parser(sub)
 
     run = sub.add_parser(
         "run", help="run a task on images",
@@ -175,6 +177,10 @@ def _main(argv: list[str] | None) -> int:
             from app.cli.models_command import run_models_command
 
             return run_models_command(args)
+        if args.command == "serve":
+            from app.cli.serve_command import run_serve_command
+
+            return run_serve_command(args)
         if args.command == "batch":
             from app.cli.batch_command import run_batch_command
 

@@ -40,6 +40,8 @@ class ToolsMenu(QObject):
         self.evaluate_action = self.menu.addAction("Evaluate…", self.show_evaluate)
         self.speed_action = self.menu.addAction("Test Speed on This Machine…",
                                                 self.show_speed_test)
+        self.server_action = self.menu.addAction("Local Server…", self.show_local_server)
+        self.local_server = None  # started on first use: needs the optional server extra
         bar = window.menuBar()
         help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"),
                          None)
@@ -55,6 +57,18 @@ class ToolsMenu(QObject):
     def show_speed_test(self) -> SpeedTestDialog:
         return self._show(SpeedTestDialog(self.model_folder(), self.window))
 
+    def show_local_server(self):  # type: ignore[no-untyped-def]
+        """Serve the window's model over HTTP (app/ui/local_server_dialog.py)."""
+        from app.ui.local_server_dialog import LocalServerDialog, local_server_for
+
+        if self.local_server is None:
+            self.local_server = local_server_for(self.window)
+        if self.local_server is None:
+            return None
+        dialog = LocalServerDialog(self.local_server, self.window)
+        dialog.show()
+        return dialog
+
     def _show(self, dialog):  # type: ignore[no-untyped-def]
         self.dialogs = [d for d in self.dialogs if d.isVisible()]
         self.dialogs.append(dialog)
@@ -64,6 +78,8 @@ class ToolsMenu(QObject):
     def shutdown(self) -> None:
         for dialog in self.dialogs:
             dialog.shutdown()
+        if self.local_server is not None:
+            self.local_server.stop(cancel_in_flight=True)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
