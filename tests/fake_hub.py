@@ -16,6 +16,7 @@ handler thread waits on a kept-alive socket), stops by itself after ``lifetime_s
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -109,8 +110,14 @@ class FakeHub:
         # headers) until the hub stops: a server that accepted and went quiet.
         self.silent = silent
         self.lifetime_s = lifetime_s
-        self.requests: list[Request] = []
+        self.requests: list[Request] = []  # in the order they arrived
+        self._arrived = 0
+        self._places: list[int] = []  # each recorded request's place, sorted
         self._lock = threading.Lock()
+        # Answers being sent: a request is recorded once its body is out, which can be
+        # after the client has read it all and moved on, so gets_of waits for them.
+        self._sending = 0
+        self._all_sent = threading.Condition(self._lock)
         self._gets: dict[str, int] = {}
         self._stop = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -165,12 +172,29 @@ class FakeHub:
             self._server.handle_request()  # returns after ``timeout`` when idle
 
     def gets_of(self, path: str) -> list[Request]:
-        """The GET requests for ``path``'s content, in order."""
-        return [r for r in self.requests if r.method == "GET" and r.path.endswith("/" + path)]
+        """The GET requests for ``path``'s content, in order (once the answers being sent
+        are recorded; a stalled one is waited for 2 s at most)."""
+        with self._all_sent:
+            self._all_sent.wait_for(lambda: self._sending == 0, timeout=2)
+            requests = list(self.requests)
+        return [r for r in requests if r.method == "GET" and r.path.endswith("/" + path)]
 
-    def record(self, request: Request) -> None:
+    def sending(self) -> int:
+        """An answer starts going out; returns its place in the order of arrival."""
         with self._lock:
-            self.requests.append(request)
+            self._sending += 1
+            self._arrived += 1
+            return self._arrived
+
+    def record(self, request: Request, place: int) -> None:
+        """``request`` was answered; ``place`` (from ``sending``) keeps ``requests`` in the
+        order of arrival, though a long answer ends after a later short one."""
+        with self._all_sent:
+            index = bisect.bisect(self._places, place)
+            self._places.insert(index, place)
+            self.requests.insert(index, request)
+            self._sending -= 1
+            self._all_sent.notify_all()
 
     def count_get(self, path: str) -> int:
         with self._lock:
@@ -371,6 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
         rate = self.hub.rate if status in (200, 206) and "/resolve/" in self.path else None
         step = max(1024, int(rate / 20)) if rate else 64 << 10
         started = time.monotonic()
+        place = self.hub.sending()  # recorded (and counted off) in the ``finally`` below
         try:
             # Written in pieces so a client that stops reading is noticed early.
             for offset in range(0, 0 if head else len(body), step):
@@ -387,4 +412,5 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.hub.record(Request(self.command, urlsplit(self.path).path,
                                     self.headers.get("Range"),
-                                    self.headers.get("Authorization"), status, sent))
+                                    self.headers.get("Authorization"), status, sent),
+                            place)
