@@ -14,8 +14,8 @@ from app.cli import option_types
 from app.server.listener import DEFAULT_PORT, ServeError, listen
 
 if TYPE_CHECKING:
+    from app.labeltools.ls_images import LabelStudioAccess
     from app.server.engine_host import EngineHost, LoadFinished, ModelPlan
-    from app.server.label_studio_images import LabelStudioAccess
     from app.server.serve_state import ServeState
 
 DEFAULT_QUEUE = 32
@@ -111,7 +111,7 @@ def _serve(args: argparse.Namespace, plan: ModelPlan, listener: socket.socket,
     max_body = args.max_body_mb * 1024 * 1024
     app = build_app(state, bind_host=args.host, api_key=api_key,
                     cors_origins=args.cors_origin, max_body=max_body,
-                    label_studio=_label_studio(args, max_body))
+                    label_studio=_label_studio(args))
     server = _make_server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                          timeout_graceful_shutdown=None), state)
     failed: list[str] = []
@@ -153,14 +153,13 @@ def _make_server(config, state: ServeState):  # type: ignore[no-untyped-def]
     return Server(config)
 
 
-def _label_studio(args: argparse.Namespace, max_body: int) -> LabelStudioAccess:
-    from app.server.label_studio_images import LabelStudioAccess
+def _label_studio(args: argparse.Namespace) -> LabelStudioAccess:
+    from app.labeltools.ls_images import LabelStudioAccess
 
     key = (args.label_studio_api_key_file.read_text(encoding="utf-8").strip()
            if args.label_studio_api_key_file else os.environ.get("LABEL_STUDIO_API_KEY"))
-    return LabelStudioAccess(args.label_studio_url, key or None,
-                             Path(args.label_studio_files) if args.label_studio_files else None,
-                             max_body)
+    return LabelStudioAccess(args.label_studio_url or None, key or None,
+                             Path(args.label_studio_files) if args.label_studio_files else None)
 
 
 def _require_extra() -> None:
