@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,8 @@ from app.errors import TaskError
 from app.labeltools.errors import LabelToolError
 from app.tasks.languages import DEFAULT_LANGUAGE
 from app.tasks.presets import PRESETS as TASK_PRESETS
-from app.tasks.prompts import CaptionStyle, TaskKind, TaskRequest, build_prompt
+from app.tasks.presets import TaskPreset
+from app.tasks.prompts import CaptionStyle, TaskRequest, build_prompt
 
 MODEL_PREFIX = "palidesk-"
 TEXT_PROMPT = "text_prompt"
@@ -36,15 +37,11 @@ MAX_TEXT_CHARS = 4000  # a question or a class list; far more is no prompt PaliG
 
 
 @dataclass(frozen=True)
-class XAnyPreset:
-    """One PaliDesk task preset as an X-AnyLabeling model. ``field`` is the TaskRequest
-    field the text box fills (None: the preset needs no text)."""
+class XAnyPreset(TaskPreset):
+    """One of the window's task presets as an X-AnyLabeling model: the preset itself
+    (``field`` is the TaskRequest field the text box fills, None: no text) and ``hint``,
+    what X-AnyLabeling's text box asks for."""
 
-    key: str
-    label: str
-    kind: TaskKind
-    caption_style: CaptionStyle | None = None
-    field: str | None = None
     hint: str = ""
 
     @property
@@ -62,7 +59,7 @@ _HINTS = {
 }
 # The window's task list (app.tasks.presets), one X-AnyLabeling model each.
 PRESETS: tuple[XAnyPreset, ...] = tuple(
-    XAnyPreset(p.key, p.label, p.kind, p.caption_style, p.field, _HINTS.get(p.key, ""))
+    XAnyPreset(**{f.name: getattr(p, f.name) for f in fields(p)}, hint=_HINTS.get(p.key, ""))
     for p in TASK_PRESETS)
 _BY_ID = {preset.model_id: preset for preset in PRESETS}
 
