@@ -164,6 +164,7 @@ def _label_studio(args: argparse.Namespace) -> LabelStudioAccess:
 
 def _require_extra() -> None:
     try:
+        import defusedxml  # noqa: F401
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
         import uvicorn  # noqa: F401

@@ -23,7 +23,6 @@ from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import PaliDeskError
 from app.history.history_record import HistoryRecord
-from app.labeltools.ls_predictions import model_version
 from app.session.identity import ModelIdentity
 from app.session.job import Job, JobOutcome, JobStarted, new_job
 from app.session.job_runner import execute_job
@@ -73,6 +72,10 @@ class LoadedModel:
     @property
     def version(self) -> str:
         """Label Studio's ``model_version``: the model and its quantization."""
+        # Imported here: labeltools needs the server extra (defusedxml), and the window
+        # imports this module before it checks the extra is installed.
+        from app.labeltools.ls_predictions import model_version
+
         return model_version(self.identity.name, self.identity.quant)
 
 

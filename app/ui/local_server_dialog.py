@@ -247,6 +247,7 @@ def local_server_for(window: QMainWindow) -> LocalServer | None:
     from PySide6.QtWidgets import QMessageBox
 
     try:
+        import defusedxml  # noqa: F401
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
