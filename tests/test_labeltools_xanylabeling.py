@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 
 import numpy as np
@@ -14,7 +12,6 @@ from app.errors import TaskError
 from app.labeltools.errors import LabelToolError
 from app.labeltools.xany_models import (
     PRESETS,
-    image_bytes,
     list_models,
     model_info,
     models_response,
@@ -120,22 +117,6 @@ def test_model_info_and_unknown_models() -> None:
         model_info("sam2", "pg")
     with pytest.raises(LabelToolError, match="JSON object"):
         request_for_predict("palidesk-ocr", ["text_prompt"])  # type: ignore[arg-type]
-
-
-def test_predict_image_is_a_data_uri_or_base64() -> None:
-    buffer = io.BytesIO()
-    Image.new("RGB", (7, 5), "red").save(buffer, "PNG")
-    png = buffer.getvalue()
-    encoded = base64.b64encode(png).decode()
-    assert image_bytes(f"data:image/png;base64,{encoded}", 1 << 20) == png
-    assert image_bytes(encoded, 1 << 20) == png
-    assert Image.open(io.BytesIO(image_bytes(encoded, 1 << 20))).size == (7, 5)
-    with pytest.raises(LabelToolError, match="larger than 10 bytes"):
-        image_bytes(encoded, 10)
-    with pytest.raises(LabelToolError, match="not valid base64"):
-        image_bytes("data:image/png;base64,@@@@", 1 << 20)
-    with pytest.raises(LabelToolError, match='no "image"'):
-        image_bytes(None, 1 << 20)
 
 
 # --- shapes ----------------------------------------------------------------------------

@@ -174,3 +174,32 @@ def test_ctrl_c_finishes_the_request_in_flight_and_exits_0(converted, tmp_path: 
     assert code == 0, server.log.read_text()
     assert answers and answers[0][0] == 200
     assert len(answers[0][1]["tokens"]) == 2048  # type: ignore[index]  # finished, not cut
+
+
+def test_the_served_model_is_planned_and_loaded_by_the_core(converted) -> None:
+    """`palidesk serve` resolves and plans through app.session, as the window does: the
+    window's context (room for 2048 new tokens, whatever a request asks), the planner's
+    identity, and jobs of the core that always run."""
+    from app.engine.context_size import context_new_tokens
+    from app.engine.events import GenerationOptions
+    from app.server.engine_host import EngineHost, LoadFinished, LoadModel, open_results, plan_model
+    from app.session.load_plan import plan_load
+    from app.tasks.task_options import checked_request
+
+    model = converted("pg2-tiny-224")
+    host = EngineHost(open_results(keep_history=False))
+    finished: list[object] = []
+    try:
+        host.run(LoadModel(plan_model(str(model), "Q8_0", None, 1)), finished.append)
+        [loaded] = finished
+        assert isinstance(loaded, LoadFinished) and loaded.model is not None, loaded
+        assert host.engine is not None
+        assert host.engine.config.max_new_tokens_limit == context_new_tokens(None) == 2048
+        assert loaded.model.identity == plan_load(model, "Q8_0", 0).identity
+        assert loaded.model.version == "pg2-tiny-224:Q8_0"  # Label Studio's model_version
+        assert loaded.model.choice is None  # the quantization was named: nothing chosen
+        job = host.make_job(model / "none.png", checked_request("caption"),
+                            GenerationOptions(), "0" * 64, None)
+        assert job.job_id >= 1_000_000 and not job.skip_if_done
+    finally:
+        host.close()

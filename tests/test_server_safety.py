@@ -249,15 +249,12 @@ def test_no_history_stores_nothing(keyed: ServerProcess) -> None:
 
 def test_without_quant_the_model_loads_with_the_windows_automatic_choice(
         server: ServerProcess, model: Path) -> None:
-    from app.hardware import detect
-    from app.models.fit import choose
-    from app.models.model_folder import ModelFolder
+    from app.models.fit_choice import load_choice
 
-    folder = ModelFolder(model)
-    expected = choose(folder, detect(), available_quants=folder.text_types()).quant
+    expected = load_choice(model).quant  # the fit estimate's choice, as the window's
     status, _, body = server.request("POST", "/setup", {"project": "1"})
     assert status == 200
-    assert body == {"model_version": f"pg2-tiny-224 {expected}"}
+    assert body == {"model_version": f"pg2-tiny-224:{expected}"}
     assert "model loaded: pg2-tiny-224" in server.log.read_text()
 
 

@@ -1,14 +1,12 @@
 """X-AnyLabeling's remote-server protocol under /xanylabeling: an X-AnyLabeling–shaped
-client (its requests, its Token header) against a real `palidesk serve`."""
+client (its requests, its Token header) against a real `palidesk serve`. The shapes
+themselves (polygons of masks, groups, holes) are app.labeltools' and tested in
+tests/test_labeltools_xanylabeling.py."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from app.server.xanylabeling_shapes import object_shapes
-from app.tasks.mask_rle import ObjectMask
-from app.tasks.parsing import DetectedObject
 from tests.server_process import ServerProcess, data_uri, image_b64
 
 KEY = "x-anylabeling-key-0123456789"
@@ -51,13 +49,17 @@ def test_health_is_open_and_models_need_the_token(server: ServerProcess) -> None
                                      headers={"token": KEY})
     assert status == 200 and body["success"] is True  # type: ignore[index]
     models = body["data"]  # type: ignore[index]
-    assert {"paligemma-caption", "paligemma-ocr", "paligemma-detect",
-            "paligemma-segment", "paligemma-vqa"} <= set(models)
-    assert {"name": "edit_text", "value": None} in models["paligemma-detect"]["widgets"]
+    # One model per task preset of the window (app.tasks.presets).
+    assert {"palidesk-caption", "palidesk-describe", "palidesk-ocr", "palidesk-detect",
+            "palidesk-segment", "palidesk-ask"} <= set(models)
+    assert {"name": "edit_text", "value": None} in models["palidesk-detect"]["widgets"]
+    status, _, body = server.request("GET", "/xanylabeling/v1/models/palidesk-ocr/info",
+                                     headers={"token": KEY})
+    assert status == 200 and body["data"]["model_id"] == "palidesk-ocr"  # type: ignore[index]
 
 
 def test_caption_comes_back_as_the_description(server: ServerProcess) -> None:
-    status, body = predict(server, "paligemma-caption")
+    status, body = predict(server, "palidesk-caption")
     assert status == 200 and body["success"] is True
     expected = server.request("POST", "/v1/run", {
         "image": image_b64(), "task": "caption", "max_tokens": 256},
@@ -67,7 +69,7 @@ def test_caption_comes_back_as_the_description(server: ServerProcess) -> None:
 
 
 def test_detect_gives_rectangles_as_four_corners(server: ServerProcess) -> None:
-    status, body = predict(server, "paligemma-detect", "cat;dog")
+    status, body = predict(server, "palidesk-detect", "cat;dog")
     assert status == 200 and body["success"] is True
     expected = server.request("POST", "/v1/run", {
         "image": image_b64(), "task": "detect", "classes": "cat;dog", "max_tokens": 256},
@@ -79,25 +81,16 @@ def test_detect_gives_rectangles_as_four_corners(server: ServerProcess) -> None:
     for shape, obj in zip(shapes, objects, strict=True):
         x0, y0, x1, y1 = obj["box"]
         assert shape["shape_type"] == "rectangle"
-        assert shape["points"] == [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+        # run --json rounds boxes to 2 decimals; shapes keep the pixels' full precision.
+        corners = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+        assert [p for point in shape["points"] for p in point] == pytest.approx(
+            [p for point in corners for p in point], abs=0.005)
 
 
 def test_what_it_cannot_answer_is_said_in_its_error_shape(server: ServerProcess) -> None:
     status, body = predict(server, "yolo11n")
     assert status == 200 and body["error"]["code"] == "MODEL_NOT_FOUND"
-    status, body = predict(server, "paligemma-detect")
-    assert body["success"] is False and "text prompt" in body["error"]["message"]
-    status, body = predict(server, "paligemma-caption", image="http://10.0.0.1/x.png")
+    status, body = predict(server, "palidesk-detect")
+    assert body["success"] is False and "needs text" in body["error"]["message"]
+    status, body = predict(server, "palidesk-caption", image="http://10.0.0.1/x.png")
     assert body["error"]["code"] == "INVALID_IMAGE"
-
-
-def test_masks_become_polygons() -> None:
-    mask = np.zeros((30, 40), bool)
-    mask[5:15, 10:30] = True
-    obj = DetectedObject(label="car", box=(10, 5, 30, 15), loc=(0, 0, 0, 0),
-                         mask=ObjectMask.from_array(mask))
-    [shape] = object_shapes([obj])
-    assert shape["shape_type"] == "polygon"
-    xs = [p[0] for p in shape["points"]]
-    ys = [p[1] for p in shape["points"]]
-    assert (min(xs), max(xs), min(ys), max(ys)) == pytest.approx((10, 30, 5, 15), abs=0.5)

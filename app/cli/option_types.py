@@ -1,7 +1,7 @@
 """argparse types that check a number's range and say the allowed range when refusing.
 
-The same limits as the window's settings (``app.settings.validation``), so a value the
-window refuses is refused here too, in the same terms.
+The same limits as the window's settings and the server's request bodies
+(``app.engine.limits``), so a value one refuses is refused by the others too.
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ import argparse
 import math
 from collections.abc import Callable
 
-from app.settings.validation import MAX_NEW_TOKENS
+from app.engine.limits import MAX_NEW_TOKENS, MAX_SEED, MAX_TEMPERATURE, MAX_TOP_K
 
 MAX_THREADS = 512
 MAX_GPU_LAYERS = 1000  # more than any PaliGemma 2 has; -1 means all
-MAX_TEMPERATURE = 100.0
-MAX_SEED = 2**63 - 1
 
 
 def whole_number(low: int, high: int, note: str = "") -> Callable[[str], int]:
@@ -56,6 +54,6 @@ max_tokens = whole_number(1, MAX_NEW_TOKENS)
 threads = whole_number(1, MAX_THREADS)
 gpu_layers = whole_number(-1, MAX_GPU_LAYERS, " (-1 = all)")
 temperature = number(0.0, MAX_TEMPERATURE)
-top_k = whole_number(0, 1_000_000, " (0 = no limit)")
+top_k = whole_number(0, MAX_TOP_K, " (0 = no limit)")
 top_p = number(0.0, 1.0, low_open=True)
 seed = whole_number(-1, MAX_SEED, " (-1 = a new random seed each run)")

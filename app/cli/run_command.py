@@ -13,21 +13,15 @@ from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import ImageError
 from app.json_line import json_line
 from app.progress import CancelFlag
-from app.tasks import CaptionStyle, TaskKind, TaskRequest, build_prompt, parse_classes
+from app.tasks import TaskKind, TaskRequest, build_prompt
+from app.tasks.task_options import request_from_options
 from app.tasks.task_runner import ObjectEvent, TaskResult, run_task
 
 
 def request_from_args(args: argparse.Namespace) -> TaskRequest:
-    kind = TaskKind(args.task)
-    return TaskRequest(
-        kind=kind,
-        lang=args.lang,
-        caption_style=CaptionStyle(args.caption_style),
-        question=args.prompt if kind == TaskKind.ASK else None,
-        answer=args.prompt if kind == TaskKind.QUESTION else None,
-        classes=parse_classes(args.classes),
-        prompt=args.prompt if kind == TaskKind.CUSTOM else None,
-    )
+    """The task options' request (the server's /v1/run builds it the same way)."""
+    return request_from_options(args.task, args.prompt, args.lang, args.caption_style,
+                                args.classes)
 
 
 def options_from_args(args: argparse.Namespace) -> GenerationOptions:

@@ -11,24 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.cli import option_types
-from app.errors import PaliDeskError
+from app.server.listener import DEFAULT_PORT, ServeError, listen
 
 if TYPE_CHECKING:
+    from app.labeltools.ls_images import LabelStudioAccess
     from app.server.engine_host import EngineHost, LoadFinished, ModelPlan
-    from app.server.label_studio_images import LabelStudioAccess
     from app.server.serve_state import ServeState
 
-# Not 1234 (LM Studio), 8000 (X-AnyLabeling-Server), 8080 (llama-server, Label Studio),
-# 9090 (Label Studio ML backends) or 11434 (Ollama), so PaliDesk can run beside them.
-DEFAULT_PORT = 8637
 DEFAULT_QUEUE = 32
 _port = option_types.whole_number(0, 65535, " (0 = any free port)")
 _queue = option_types.whole_number(1, 10_000)
 _body_mb = option_types.whole_number(1, 1024)
-
-
-class ServeError(PaliDeskError):
-    """The server cannot start as asked; the message says why and what to do."""
 
 
 def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,7 +89,7 @@ def run_serve_command(args: argparse.Namespace) -> int:
     from app.server.engine_host import EngineHost, open_results, plan_model
 
     plan = plan_model(_model_argument(args.model), args.quant, args.gpu_layers, args.threads)
-    listener = _listen(args.host, args.port)
+    listener = listen(args.host, args.port)
     try:
         return _serve(args, plan, listener, api_key, EngineHost(open_results(
             not args.no_history)))
@@ -118,7 +111,7 @@ def _serve(args: argparse.Namespace, plan: ModelPlan, listener: socket.socket,
     max_body = args.max_body_mb * 1024 * 1024
     app = build_app(state, bind_host=args.host, api_key=api_key,
                     cors_origins=args.cors_origin, max_body=max_body,
-                    label_studio=_label_studio(args, max_body))
+                    label_studio=_label_studio(args))
     server = _make_server(uvicorn.Config(app, log_level="warning", lifespan="off",
                                          timeout_graceful_shutdown=None), state)
     failed: list[str] = []
@@ -160,18 +153,18 @@ def _make_server(config, state: ServeState):  # type: ignore[no-untyped-def]
     return Server(config)
 
 
-def _label_studio(args: argparse.Namespace, max_body: int) -> LabelStudioAccess:
-    from app.server.label_studio_images import LabelStudioAccess
+def _label_studio(args: argparse.Namespace) -> LabelStudioAccess:
+    from app.labeltools.ls_images import LabelStudioAccess
 
     key = (args.label_studio_api_key_file.read_text(encoding="utf-8").strip()
            if args.label_studio_api_key_file else os.environ.get("LABEL_STUDIO_API_KEY"))
-    return LabelStudioAccess(args.label_studio_url, key or None,
-                             Path(args.label_studio_files) if args.label_studio_files else None,
-                             max_body)
+    return LabelStudioAccess(args.label_studio_url or None, key or None,
+                             Path(args.label_studio_files) if args.label_studio_files else None)
 
 
 def _require_extra() -> None:
     try:
+        import defusedxml  # noqa: F401
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
         import uvicorn  # noqa: F401
@@ -200,26 +193,6 @@ def _read_key(path: Path) -> str:
     if len(key) < 16 or any(c.isspace() for c in key):
         raise ServeError(f"The API key in {path} must be one word of at least 16 characters.")
     return key
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before anything loads, so a taken port is said at once, in words."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ServeError(f"--host {host} is not an address of this machine ({exc}).") from None
-    family, _, _, _, address = infos[0]
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind(address)
-        listener.listen(128)
-    except OSError as exc:
-        listener.close()
-        raise ServeError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); another "
-                         "server may use it: choose another with --port.") from None
-    listener.set_inheritable(True)
-    return listener
 
 
 def _print_endpoints(listener: socket.socket, model_name: str) -> None:

@@ -5,6 +5,8 @@ X-AnyLabeling-Server: ``GET {server}/v1/models`` answers ``{"success": true, "da
 {model_id: {display_name, widgets, params, capabilities, batch_processing_mode}}}`` and
 ``POST {server}/v1/predict`` sends ``{"model": id, "image": "data:…;base64,…", "params":
 {"text_prompt": …, "conf_threshold": …, …}}``, with the API key in a ``Token:`` header.
+The image is decoded and checked as every request image of the server is
+(``app.server.served_images``).
 PaliDesk offers one "model" per task preset of the window (caption short / COCO-style /
 detailed, OCR, ask, generate a question, detect, segment, custom prompt), all run by the
 one loaded PaliGemma. Presets that need text (classes, a question…) show X-AnyLabeling's
@@ -16,33 +18,30 @@ The preset list is the window's (``app.tasks.presets``), so the two cannot drift
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import TaskError
 from app.labeltools.errors import LabelToolError
 from app.tasks.languages import DEFAULT_LANGUAGE
 from app.tasks.presets import PRESETS as TASK_PRESETS
-from app.tasks.prompts import CaptionStyle, TaskKind, TaskRequest, build_prompt
+from app.tasks.presets import TaskPreset
+from app.tasks.prompts import CaptionStyle, TaskRequest, build_prompt
 
 MODEL_PREFIX = "palidesk-"
 TEXT_PROMPT = "text_prompt"
+MAX_TEXT_CHARS = 4000  # a question or a class list; far more is no prompt PaliGemma takes
 
 
 @dataclass(frozen=True)
-class XAnyPreset:
-    """One PaliDesk task preset as an X-AnyLabeling model. ``field`` is the TaskRequest
-    field the text box fills (None: the preset needs no text)."""
+class XAnyPreset(TaskPreset):
+    """One of the window's task presets as an X-AnyLabeling model: the preset itself
+    (``field`` is the TaskRequest field the text box fills, None: no text) and ``hint``,
+    what X-AnyLabeling's text box asks for."""
 
-    key: str
-    label: str
-    kind: TaskKind
-    caption_style: CaptionStyle | None = None
-    field: str | None = None
     hint: str = ""
 
     @property
@@ -60,7 +59,7 @@ _HINTS = {
 }
 # The window's task list (app.tasks.presets), one X-AnyLabeling model each.
 PRESETS: tuple[XAnyPreset, ...] = tuple(
-    XAnyPreset(p.key, p.label, p.kind, p.caption_style, p.field, _HINTS.get(p.key, ""))
+    XAnyPreset(**{f.name: getattr(p, f.name) for f in fields(p)}, hint=_HINTS.get(p.key, ""))
     for p in TASK_PRESETS)
 _BY_ID = {preset.model_id: preset for preset in PRESETS}
 
@@ -79,31 +78,21 @@ def models_response(model_label: str) -> dict[str, Any]:
     return {"success": True, "data": list_models(model_label)}
 
 
+def health_response(models_loaded: int) -> dict[str, Any]:
+    """``GET /health`` as X-AnyLabeling-Server answers it."""
+    return {"status": "healthy" if models_loaded else "loading",
+            "models_loaded": models_loaded,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+
+
+def is_model(model_id: object) -> bool:
+    """Whether ``model_id`` is one of the models ``/v1/models`` lists."""
+    return isinstance(model_id, str) and model_id in _BY_ID
+
+
 def model_info(model_id: str, model_label: str) -> dict[str, Any]:
     """The ``data`` of ``GET /v1/models/{model_id}/info``. Raises ``LabelToolError``."""
     return {"model_id": model_id, **_metadata(_preset(model_id), model_label)}
-
-
-def image_bytes(image: Any, max_bytes: int) -> bytes:
-    """The encoded image of a ``/v1/predict`` request: ``image`` is a ``data:`` URI or bare
-    base64 (X-AnyLabeling sends the file's bytes as ``data:image/png;base64,…``).
-
-    Raises ``LabelToolError`` for a missing, undecodable or too large image.
-    """
-    if not isinstance(image, str) or not image.strip():
-        raise LabelToolError('The request has no "image" (a data: URI or base64 text).')
-    payload = image.split(",", 1)[1] if image.startswith("data:") and "," in image else image
-    if len(payload) > (max_bytes + 2) // 3 * 4 + 4:  # base64 grows 4/3: refuse before decoding
-        raise LabelToolError(f"The image is larger than {max_bytes:,} bytes, PaliDesk's limit.")
-    try:
-        data = base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise LabelToolError('The "image" is not valid base64.') from None
-    if not data:
-        raise LabelToolError('The "image" is empty.')
-    if len(data) > max_bytes:
-        raise LabelToolError(f"The image is larger than {max_bytes:,} bytes, PaliDesk's limit.")
-    return data
 
 
 def request_for_predict(model_id: str, params: Mapping[str, Any] | None) -> TaskRequest:
@@ -130,6 +119,9 @@ def request_for_predict(model_id: str, params: Mapping[str, Any] | None) -> Task
         if not isinstance(text, str) or not text.strip():
             raise LabelToolError(f"{preset.label} needs text: {preset.hint.lower()}, then "
                                  "press Send.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise LabelToolError(f"The text is {len(text):,} characters long; PaliDesk "
+                                 f"takes up to {MAX_TEXT_CHARS:,}.")
         request = _with_text(request, preset.field, text)
     build_prompt(request)  # raises TaskError with the sentence for a bad request
     return request

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 
+from app.server.listener import listen
 from app.server.serve_state import ServeState
 
 
@@ -15,11 +16,10 @@ class BackgroundServer:
     def __init__(self, state: ServeState, host: str = "127.0.0.1", port: int = 0) -> None:
         import uvicorn
 
-        from app.cli.serve_command import _listen
         from app.server.web_app import build_app
 
         self.state = state
-        self.listener: socket.socket = _listen(host, port)  # ServeError in words if taken
+        self.listener: socket.socket = listen(host, port)  # ServeError in words if taken
         bound = self.listener.getsockname()
         self.address = f"{bound[0]}:{bound[1]}"
         app = build_app(state, bind_host=host)

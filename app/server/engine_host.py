@@ -1,41 +1,36 @@
-"""Every call the server makes into the session core and the CLI's helpers, in one place.
+"""Every call the server makes into the session core, in one place.
 
-The core is being consolidated (one model resolver, one load planner, one ``run --json``
-record builder); keeping all of the server's calls here means re-pointing this one file
-when that lands. Everything else in ``app.server`` talks to ``EngineHost`` and the plain
-data types below, never to ``app.engine``, ``app.cli`` or ``app.session`` directly.
-
-Where each call goes once core16's API lands (its CORE_API.md): ``plan_model`` →
-``app.session.model_resolver.resolve_model`` + ``app.session.load_plan.plan_load``
-(``LoadPlan.pair/.config/.choice/.identity``); ``EngineHost._load`` → ``engine.load(plan.pair,
-plan.config)``; ``make_job`` → ``app.session.new_job(..., skip_if_done=False)``;
-``run_record`` → ``app.session.result_json.stored_record`` restricted to
-``RUN_RECORD_KEYS``; ``answer_text`` → ``app.tasks.output_text.without_end_marker``.
+A served request goes the way CORE_API.md describes: ``resolve_model`` →
+``plan_load`` (the automatic quantization and GPU layers when none are named, and the
+window's context: ``app.engine.context_size`` for any max tokens, as requests change it
+without a reload) → ``Engine.load`` → ``new_job`` → ``execute_job`` on the history's
+``ResultStore`` → the stored record as ``result_json.stored_record`` gives it.
 
 The llama.cpp objects live only on the queue's worker thread: ``EngineHost.run`` (and the
-load, which is the first job of the queue) is only ever called there.
+load, which is the first job of the queue, so the fit estimate runs there too) is only
+ever called there.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine.embedding_cache import ImageEmbeddingCache
-from app.engine.engine import Engine, EngineConfig
+from app.engine.engine import Engine
 from app.engine.events import GenerationOptions, TokenEvent
 from app.errors import PaliDeskError
 from app.history.history_record import HistoryRecord
 from app.session.identity import ModelIdentity
-from app.session.job import Job, JobOutcome, JobStarted
+from app.session.job import Job, JobOutcome, JobStarted, new_job
 from app.session.job_runner import execute_job
+from app.session.result_json import stored_record
 from app.session.result_store import ResultStore
 from app.tasks import TaskKind, TaskRequest
+from app.tasks.output_text import without_end_marker
+from app.tasks.task_options import checked_request
 from app.tasks.task_runner import ObjectEvent
 
 log = logging.getLogger("palidesk.server")
@@ -52,14 +47,13 @@ RUN_RECORD_KEYS = ("image", "task", "prompt", "tokens", "text", "objects", "stop
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """What to load: the folder, the quantization (None = automatic) and the engine's
-    settings; ``auto_gpu_layers`` lets the fit estimate choose the offload, as the
-    window does when its setting is "automatic"."""
+    """What to load, as asked: the resolved folder, the quantization and GPU layers (None =
+    the fit estimate's choice, made by ``plan_load`` on the worker) and the threads."""
 
     folder: Path
     quant: str | None
-    config: EngineConfig
-    auto_gpu_layers: bool
+    gpu_layers: int | None
+    threads: int | None
 
 
 @dataclass(frozen=True)
@@ -77,7 +71,12 @@ class LoadedModel:
 
     @property
     def version(self) -> str:
-        return f"{self.identity.name} {self.identity.quant}"
+        """Label Studio's ``model_version``: the model and its quantization."""
+        # Imported here: labeltools needs the server extra (defusedxml), and the window
+        # imports this module before it checks the extra is installed.
+        from app.labeltools.ls_predictions import model_version
+
+        return model_version(self.identity.name, self.identity.quant)
 
 
 @dataclass(frozen=True)
@@ -105,27 +104,20 @@ class LoadFinished:
 def plan_model(model: str, quant: str | None, gpu_layers: int | None,
                threads: int | None) -> ModelPlan:
     """Resolve ``--model NAME|DIR`` to a folder (raises ModelFolderError in words) and
-    pin down how to load it; nothing is loaded yet."""
-    from app.cli.model_argument import resolve_model_argument
-    from app.models.model_folder import ModelFolder
+    check a named quantization is there; nothing is loaded or chosen yet."""
+    from app.model_files.model_folder import ModelFolder
+    from app.session.model_resolver import resolve_model
 
-    folder = resolve_model_argument(model)
+    folder = resolve_model(model)
     if quant is not None:
         ModelFolder(folder).resolve(quant)  # a missing quantization is said before serving
-    return ModelPlan(folder, quant, EngineConfig(gpu_layers=gpu_layers or 0, threads=threads),
-                     auto_gpu_layers=gpu_layers is None)
+    return ModelPlan(folder, quant, gpu_layers, threads)
 
 
 def request_for(task: str, prompt: str | None, lang: str, caption_style: str,
                 classes: str) -> TaskRequest:
     """A task request from `palidesk run`'s task options (raises TaskError in words)."""
-    from app.cli.run_command import request_from_args
-    from app.tasks import build_prompt
-
-    request = request_from_args(argparse.Namespace(
-        task=task, prompt=prompt, lang=lang, caption_style=caption_style, classes=classes))
-    build_prompt(request)  # refuse a bad combination now, not on the worker
-    return request
+    return checked_request(task, prompt, lang, caption_style, classes)
 
 
 def request_from_prompt(prompt: str) -> TaskRequest:
@@ -163,30 +155,28 @@ def request_from_prompt(prompt: str) -> TaskRequest:
 
 def run_record(record: HistoryRecord) -> dict[str, object]:
     """`palidesk run --json`'s record of a stored result (same keys, same values)."""
-    full = record.to_dict()
+    full = stored_record(record)
     return {key: full[key] for key in RUN_RECORD_KEYS}
 
 
 def answer_text(record: HistoryRecord) -> str:
     """The answer as `palidesk run` prints it: the text without the end marker."""
-    return record.text.removesuffix("<eos>")
+    return without_end_marker(record.text)
 
 
 def installed_model_names() -> list[str]:
     """The names of the installed models (`palidesk models list`)."""
     from app.models.installed import InstalledModels
-    from app.settings import SettingsStore, default_settings_path
+    from app.session.model_resolver import models_dir_from_settings
 
-    models_dir = Path(SettingsStore(default_settings_path()).load().settings.models_dir)
-    return [m.name for m in InstalledModels(models_dir).list()]
+    return [m.name for m in InstalledModels(models_dir_from_settings()).list()]
 
 
 def installed_mask_decoder() -> Path | None:
     """The installed segment-mask decoder, as `palidesk run` finds it (None = boxes only)."""
-    from app.cli.models_command import models_dir_from
-    from app.models.mask_decoder import installed_decoder
+    from app.session.load_plan import choose_mask_decoder
 
-    return installed_decoder(models_dir_from(argparse.Namespace()))
+    return choose_mask_decoder(True)[0]
 
 
 class _DiscardedHistory:
@@ -209,23 +199,23 @@ def open_results(keep_history: bool) -> ResultStore:
 class EngineHost:
     """The engine and the history, driven from the queue's worker thread."""
 
-    def __init__(self, results: ResultStore | None, first_job_id: int = 1) -> None:
+    def __init__(self, results: ResultStore | None) -> None:
         # The window's server runs its jobs on the window's engine: no engine of its own.
         self.engine = (Engine(ImageEmbeddingCache(SERVED_CACHE_BYTES))
                        if results is not None else None)
         self.results = results
         self.model: LoadedModel | None = None
-        # Apart from the window's own job ids, when the jobs share the window's engine.
-        self._ids = itertools.count(first_job_id)
 
     def make_job(self, image: Path, request: TaskRequest, options: GenerationOptions,
                  image_sha256: str, mask_decoder: Path | None) -> Job:
         """A job of the core for the served model (raises RuntimeError before a load)."""
         if self.model is None:
             raise RuntimeError("no model is loaded")
-        return Job(next(self._ids), image, request, options, self.model.identity,
-                   image_sha256=image_sha256,
-                   mask_decoder=mask_decoder if request.kind == TaskKind.SEGMENT else None)
+        # Every request runs (a client asked for an answer and its timings now); its ids
+        # are apart from the window's own when the jobs share the window's engine.
+        return new_job(image, request, options, self.model.identity, skip_if_done=False,
+                       image_sha256=image_sha256,
+                       mask_decoder=mask_decoder if request.kind == TaskKind.SEGMENT else None)
 
     def run(self, job: Job | LoadModel, sink: Callable[[object], None]) -> None:
         """The queue's runner: load a model, or run a job and stream its events."""
@@ -246,34 +236,20 @@ class EngineHost:
             self.engine.close()
 
     def _load(self, plan: ModelPlan) -> LoadFinished:
-        # The window's rule (app/ui/engine_worker.py): the fit estimate picks the
-        # quantization when none is named, and the GPU layers when they are automatic.
-        from app.hardware import detect
-        from app.models.fit import choose
-        from app.models.model_folder import ModelFolder
+        # The core's load planner, as the window's: the fit estimate picks what was not
+        # named; the context holds the largest max tokens (requests change it freely).
+        from app.session.load_plan import plan_load
 
         assert self.engine is not None
-        choice_sentence = None
         try:
-            folder = ModelFolder(plan.folder)
-            quant, config = plan.quant, plan.config
-            if quant is None or plan.auto_gpu_layers:
-                choice = choose(folder, detect(), available_quants=folder.text_types())
-                choice_sentence = choice.sentence
-                if quant is None and choice.device != "none":
-                    quant = choice.quant
-                if plan.auto_gpu_layers:
-                    config = dataclasses.replace(config, gpu_layers=choice.gpu_layers)
-            if plan.quant is not None:
-                choice_sentence = None  # the user named it: nothing was chosen for them
-            pair = folder.resolve(quant)
-            self.engine.load(pair, config)
+            loading = plan_load(plan.folder, plan.quant, plan.gpu_layers, plan.threads)
+            self.engine.load(loading.pair, loading.config)
         except Exception as exc:
             self.engine.unload()
             if not isinstance(exc, PaliDeskError):
                 log.exception("model load failed")
             return LoadFinished(None, str(exc))
-        name = str(folder.manifest.source.get("name") or plan.folder.name)
-        self.model = LoadedModel(plan.folder, ModelIdentity(pair.pair_id, name, pair.quant),
-                                 choice_sentence)
+        # A quantization the user named was not chosen for them: no sentence about it.
+        choice = loading.choice if plan.quant is None else None
+        self.model = LoadedModel(plan.folder, loading.identity, choice)
         return LoadFinished(self.model)

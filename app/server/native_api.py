@@ -1,5 +1,9 @@
 """PaliDesk's own endpoints: ``GET /health``, ``GET /v1/models`` and ``POST /v1/run``
-(`palidesk run --json`'s record for one image, from JSON or a multipart upload)."""
+(`palidesk run --json`'s record for one image, from JSON or a multipart upload).
+
+``/health`` is also Label Studio's (its ML backend protocol checks ``GET /health`` at the
+root): one answer carries PaliDesk's keys (``status``, ``model``, ``queued``) and Label
+Studio's (``status: "UP"``, ``model_class``)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pydantic import ValidationError
 
 from app.engine.events import GenerationOptions
 from app.errors import PaliDeskError
+from app.labeltools.ls_protocol import health_response
 from app.server.engine_host import installed_model_names, request_for, run_record
 from app.server.job_stream import Dropped, JobStream
 from app.server.request_errors import RequestRefused
@@ -29,15 +34,12 @@ async def health(request: Request) -> JSONResponse:
     """Answers at once, whatever the engine is doing: 200 once the model is loaded."""
     state = state_of(request)
     model = state.model
-    if model is not None:
-        status, code = "ok", 200
-    elif state.load_error:
-        status, code = "error", 503
-    else:
-        status, code = "loading", 503
-    body: dict[str, object] = {"status": status,
-                               "model": model.model_id if model is not None else None,
-                               "queued": state.queue.queued}
+    body: dict[str, object] = health_response()  # {"status": "UP", "model_class": …}
+    code = 200
+    if model is None:
+        body["status"], code = ("error" if state.load_error else "loading"), 503
+    body.update(model=model.model_id if model is not None else None,
+                queued=state.queue.queued)
     if state.load_error:
         body["error"] = state.load_error
     return JSONResponse(body, status_code=code)

@@ -1,6 +1,6 @@
 """The request bodies, as pydantic models: every number range-checked (NaN and infinity
 refused), unknown fields of PaliDesk's own endpoints refused, each limit the same as
-`palidesk run`'s (``app.cli.option_types``)."""
+`palidesk run`'s (``app.engine.limits``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.cli.option_types import MAX_SEED, MAX_TEMPERATURE
-from app.settings.validation import MAX_NEW_TOKENS
+from app.engine.limits import MAX_NEW_TOKENS, MAX_SEED, MAX_TEMPERATURE, MAX_TOP_K
 from app.tasks import CaptionStyle, TaskKind
 
 TaskName = Literal[tuple(k.value for k in TaskKind)]  # type: ignore[valid-type]
@@ -17,7 +16,7 @@ StyleName = Literal[tuple(s.value for s in CaptionStyle)]  # type: ignore[valid-
 MaxTokens = Annotated[int, Field(ge=1, le=MAX_NEW_TOKENS, strict=False)]
 Temperature = Annotated[float, Field(ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
-TopK = Annotated[int, Field(ge=0, le=1_000_000)]
+TopK = Annotated[int, Field(ge=0, le=MAX_TOP_K)]
 Seed = Annotated[int, Field(ge=-1, le=MAX_SEED)]
 ShortText = Annotated[str, Field(max_length=4000)]
 

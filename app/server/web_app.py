@@ -9,8 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from app.labeltools.ls_images import LabelStudioAccess
 from app.server import chat_api, label_studio_api, native_api, xanylabeling_api
-from app.server.label_studio_images import LabelStudioAccess
 from app.server.request_errors import RequestRefused
 from app.server.request_guard import DEFAULT_MAX_BODY, ASGIApp, RequestGuard
 from app.server.serve_state import ServeState
@@ -23,7 +23,8 @@ def build_app(state: ServeState, *, bind_host: str, api_key: str | None = None,
     # has less to guard.
     app = FastAPI(title="PaliDesk", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.serve = state
-    app.state.label_studio = label_studio or LabelStudioAccess(max_bytes=max_body)
+    app.state.label_studio = label_studio or LabelStudioAccess()  # no Label Studio given
+    app.state.max_body = max_body  # the most one image read from Label Studio may hold
     app.include_router(native_api.router)
     app.include_router(chat_api.router)
     app.include_router(label_studio_api.router)

@@ -26,14 +26,11 @@ from PySide6.QtWidgets import (
 from app.errors import PaliDeskError
 from app.server.engine_host import EngineHost, LoadedModel, ServedToken
 from app.server.job_queue import QueueClosed, QueueFull
+from app.server.listener import DEFAULT_PORT
 from app.session.job import Job, JobOutcome, JobStarted
 from app.tasks.task_runner import ObjectEvent
 from app.ui.engine_worker import EngineThread
 from app.ui.engine_worker import LoadedModel as WindowModel
-
-DEFAULT_PORT = 8637
-# Served job ids start here, apart from the window's own (which count from 1).
-FIRST_SERVED_ID = 1 << 30  # the worker's signals carry ids as 32-bit ints
 
 
 class WindowJobQueue(QObject):
@@ -147,7 +144,9 @@ class LocalServer(QObject):
         model = self.window_model()
         if model is None:
             raise PaliDeskError("Load a model first: the server serves the window's model.")
-        self.host = EngineHost(None, first_job_id=FIRST_SERVED_ID)
+        # Served jobs are the core's new_job: ids apart from the window's own (from 1),
+        # and small enough for the worker's signals, which carry them as 32-bit ints.
+        self.host = EngineHost(None)
         self.host.model = LoadedModel(model.folder, model.identity, None)
         self.queue = WindowJobQueue(self.engine)
         self.queue.count_changed.connect(lambda _: self.changed.emit(self.status()))
@@ -248,6 +247,7 @@ def local_server_for(window: QMainWindow) -> LocalServer | None:
     from PySide6.QtWidgets import QMessageBox
 
     try:
+        import defusedxml  # noqa: F401
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
