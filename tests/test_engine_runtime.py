@@ -202,12 +202,16 @@ def test_hundred_load_unload_cycles_do_not_leak(converted) -> None:
         engine.load(pair, EngineConfig(threads=1))
         engine.run(IMAGE, "caption en", GenerationOptions(max_new_tokens=2))
         engine.unload()
-    start = _rss_mb()
-    for _ in range(100):
-        engine.load(pair, EngineConfig(threads=1))
-        engine.run(IMAGE, "caption en", GenerationOptions(max_new_tokens=2))
-        engine.unload()
-    growth = _rss_mb() - start
+    rss = []
+    for _ in range(2):  # the first half settles the allocator, the second half counts
+        rss.append(_rss_mb())
+        for _ in range(50):
+            engine.load(pair, EngineConfig(threads=1))
+            engine.run(IMAGE, "caption en", GenerationOptions(max_new_tokens=2))
+            engine.unload()
+    growth = _rss_mb() - rss[1]
     assert not engine.loaded
-    # A leaked context (KV cache + compute buffers) is several MB per cycle here.
-    assert growth < 30, f"RSS grew by {growth:.1f} MB over 100 cycles"
+    # A leaked context (KV cache + compute buffers) is several MB per cycle here, so a
+    # leak grows by 100s of MB over 50 cycles; heap fragmentation in a worker process that
+    # ran other tests first grew the first 50 cycles by up to ~30 MB and then levels off.
+    assert growth < 20, f"RSS grew by {growth:.1f} MB over the last 50 of 100 cycles"
