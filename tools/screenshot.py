@@ -27,7 +27,7 @@ def main() -> int:
                         "main-window.png")
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--no-model", action="store_true", help="show the first-run panel")
-    parser.add_argument("--dialog", choices=("settings", "models", "history", "speed"),
+    parser.add_argument("--dialog", choices=("settings", "models", "history", "speed", "server"),
                         help="also save a screenshot of this dialog (beside --out)")
     parser.add_argument("--scene", choices=("detect", "results", "skipped", "cancelled",
                                             "loading", "reopen", "twins"),
@@ -160,6 +160,16 @@ def main() -> int:
             from app.ui.history_dialog import HistoryDialog
 
             dialog = HistoryDialog(window.history, window)
+        elif args.dialog == "server":  # Tools › Local Server…, started on a free port
+            import socket
+
+            with socket.socket() as probe:  # a free port, so a running server is no obstacle
+                probe.bind(("127.0.0.1", 0))
+                free_port = probe.getsockname()[1]
+            dialog = window.tools_menu.show_local_server()
+            dialog.port.setValue(free_port)
+            dialog.toggle()
+            app.processEvents()
         elif args.dialog == "speed":
             from app.ui.speed_test_dialog import SpeedTestDialog
 
@@ -179,6 +189,10 @@ def main() -> int:
         path = args.out.with_name(f"{args.dialog}-dialog.png")
         dialog.grab().save(str(path))
         print(f"saved {path}")
+        if args.dialog == "server":  # the status bar says it serves; then stop serving
+            window.grab().save(str(args.out.with_name("server-window.png")))
+            dialog.toggle()
+            wait(lambda: not window.tools_menu.local_server.running)
         dialog.done(0)
     window.close()
     window.history.close()

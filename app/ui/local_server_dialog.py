@@ -215,6 +215,9 @@ class LocalServerDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.info)
+        # Wide enough for the addresses on one line each: a wrapped URL is hard to copy.
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance(
+            "X-AnyLabeling: http://127.0.0.1:65535/xanylabeling") + 60)
         server.changed.connect(self._show)
         self._show(server.status())
 
@@ -239,6 +242,7 @@ class LocalServerDialog(QDialog):
         base = f"http://{self.server.background.address}"  # type: ignore[union-attr]
         self.info.setText(f"{status}\n\nOpenAI base URL: {base}/v1\nLabel Studio: {base}\n"
                           f"X-AnyLabeling: {base}/xanylabeling\nHealth: {base}/health")
+        self.adjustSize()  # the label grew by four lines: show them all
 
 
 def local_server_for(window: QMainWindow) -> LocalServer | None:
