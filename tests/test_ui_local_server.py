@@ -91,10 +91,14 @@ def test_a_model_swap_waits_for_the_served_request_in_flight(
         server = win.tools_menu.local_server
         image = base64.b64encode((IMAGES / "shapes_320x240.png").read_bytes()).decode()
         answers: list = []
+        started: list[int] = []
+        win.engine.worker.job_started.connect(started.append)
         client = threading.Thread(target=_post, args=(
             port, {"image": image, "task": "caption", "max_tokens": 2048}, answers))
         client.start()
-        qtbot.waitUntil(lambda: server.queue.queued == 1, timeout=30_000)
+        # In flight: the engine has begun it (queued alone, the swap could reach the engine
+        # first, and the job would rightly refuse to run on a model it did not ask for).
+        qtbot.waitUntil(lambda: server.queue.queued == 1 and bool(started), timeout=30_000)
         win.settings.quantization = "F32"
         win.load_model(folder)  # the swap is sent while the served job runs
         qtbot.waitUntil(lambda: bool(answers) and not win.loading, timeout=120_000)
