@@ -126,10 +126,11 @@ def run_batch_command(args: argparse.Namespace) -> int:
         if log.other_options_records:
             # The window's rule: an answer made with other options is never kept as this
             # run's; those images run again and their new lines are appended.
+            # Their images may still be done: by another line made with these options.
             print(f"{log.other_options_records} of them were made with other options "
                   "(sampling, seed, or a max-tokens limit they were cut at): they do not "
-                  "count as done here, so their images run again with these options",
-                  file=sys.stderr)
+                  "count as done for this run; an image with no answer made with these "
+                  "options runs again", file=sys.stderr)
         progress = BatchProgress(total, enabled=False if args.no_progress else None)
         start = time.monotonic()
         try:
