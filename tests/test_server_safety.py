@@ -117,6 +117,25 @@ def test_no_cors_unless_asked(server: ServerProcess, keyed: ServerProcess) -> No
     assert "access-control-allow-origin" not in _preflight(keyed, "http://evil.example")
 
 
+def test_a_web_page_of_another_origin_cannot_make_the_server_work(
+        server: ServerProcess, keyed: ServerProcess) -> None:
+    """Without CORS a page cannot read the answer, but a "simple" cross-site POST (text/plain,
+    no preflight) is still sent: without a key, any page the user opens could run jobs on
+    the engine and fill the history. A browser names the page in Origin; only the
+    --cors-origin ones get through."""
+    status, _, body = server.request("POST", "/v1/run", run_body(), headers={
+        "origin": "http://evil.example", "content-type": "text/plain"})
+    assert status == 403, body
+    assert "--cors-origin" in body["error"]["message"]  # type: ignore[index]
+    assert server.request("GET", "/v1/models", headers={"origin": "null"})[0] == 403
+    # /health stays open; clients that are not browsers send no Origin.
+    assert server.request("GET", "/health", headers={"origin": "http://evil.example"})[0] == 200
+    assert server.request("POST", "/v1/run", run_body())[0] == 200
+    allowed = keyed.request("GET", "/v1/models",
+                            headers={"origin": ORIGIN, "authorization": f"Bearer {KEY}"})
+    assert allowed[0] == 200 and allowed[1].get("access-control-allow-origin") == ORIGIN
+
+
 # --- sizes and numbers -------------------------------------------------------------------
 
 

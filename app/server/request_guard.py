@@ -5,6 +5,9 @@ needs no web framework and guards every route alike):
   whose own name was re-pointed at 127.0.0.1 (DNS rebinding) is turned away;
 - the API key, when one is set (``Authorization: Bearer KEY``, or X-AnyLabeling's
   ``Token: KEY``); ``/health`` stays open for health checks;
+- the Origin header, which browsers send with a page's cross-site requests: only the
+  ``--cors-origin`` ones (or the server's own) pass, as without CORS a page cannot read
+  an answer but its "simple" POST (text/plain, no preflight) would still run a job;
 - the body size (413 past the limit, counted as it arrives, whatever Content-Length says).
 """
 
@@ -86,8 +89,9 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 class RequestGuard:
     def __init__(self, app: ASGIApp, *, bind_host: str, api_key: str | None,
-                 max_body: int = DEFAULT_MAX_BODY) -> None:
+                 max_body: int = DEFAULT_MAX_BODY, cors_origins: Iterable[str] = ()) -> None:
         self.app = app
+        self.cors_origins = frozenset(cors_origins)
         self.hosts = allowed_host_names(bind_host)
         self.api_key = api_key
         self.max_body = max_body
@@ -144,6 +148,12 @@ class RequestGuard:
             if host not in self.hosts:
                 return 400, (f"The Host header {values.get('host', '')!r} does not name "
                              "this server; use http://127.0.0.1 or http://localhost."), {}
+        origin = values.get("origin")
+        if (origin is not None and scope.get("path") not in OPEN_PATHS
+                and not self._origin_allowed(origin, values.get("host", ""))):
+            return 403, (f"Requests from the web page at {origin!r} are refused: browsers "
+                         "reach this server only from the origins given with "
+                         "--cors-origin."), {}
         length = values.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
             return 413, self._too_large(), {}
@@ -155,6 +165,13 @@ class RequestGuard:
                              "'Authorization: Bearer KEY' (or 'Token: KEY')."), {
                     "www-authenticate": "Bearer"}
         return None
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        if origin in self.cors_origins or "*" in self.cors_origins:
+            return True
+        # The server's own pages (it serves none today) are same-origin.
+        scheme, _, netloc = origin.partition("://")
+        return scheme in ("http", "https") and netloc.lower() == host.strip().lower()
 
     def _too_large(self) -> str:
         return (f"The request is larger than this server accepts "
