@@ -172,6 +172,19 @@ def test_a_decompression_bomb_is_refused_before_decoding(server: ServerProcess) 
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("path", ["/v1/run", "/v1/chat/completions", "/predict",
+                                  "/xanylabeling/v1/predict"])
+def test_a_deeply_nested_body_gets_a_sentence(server: ServerProcess, path: str) -> None:
+    # json.loads raises RecursionError (not ValueError) past ~1,000 levels: a bare 500.
+    status, _, body = server.request("POST", path, raw=b"[" * 100_000)
+    assert isinstance(body, dict), body
+    if path.startswith("/xanylabeling"):  # X-AnyLabeling's shape: 200, success false
+        assert status == 200 and body["success"] is False, body
+    else:
+        assert status == 400, body
+        assert "not valid JSON" in body["error"]["message"], body
+
+
 @pytest.mark.parametrize(("field", "raw_value"), [
     ("temperature", "NaN"), ("temperature", "Infinity"), ("temperature", "-1"),
     ("top_p", "0"), ("top_p", "NaN"), ("max_tokens", "-5"), ("max_tokens", "100000000"),
