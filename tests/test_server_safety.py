@@ -218,6 +218,23 @@ def test_chat_numbers_are_range_checked(server: ServerProcess, field: str,
 # --- images and models named by a request --------------------------------------------------
 
 
+def test_a_jpeg_sent_as_raw_base64_is_not_taken_for_a_path(server: ServerProcess) -> None:
+    # A JPEG's base64 starts with "/9j/" (its first byte is 0xFF): the path check must not
+    # refuse it, or no JPEG could be sent as the base64 the docs offer.
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "blue").save(buffer, "JPEG")
+    raw = base64.b64encode(buffer.getvalue()).decode()
+    assert raw.startswith("/9j/")
+    status, _, record = server.request("POST", "/v1/run", run_body(image=raw))
+    assert status == 200, record
+    assert record["image_size"] == [64, 48]  # type: ignore[index]
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1/cat.png", "https://example.com/cat.png",
                                  "file:///etc/passwd", "/etc/passwd"])
 def test_image_urls_and_paths_are_not_fetched(server: ServerProcess, url: str) -> None:

@@ -43,12 +43,14 @@ def image_bytes(value: str, field: str) -> bytes:
             raise RequestRefused(400, f"{field}: only base64 data: URIs are accepted "
                                       "(data:image/png;base64,...).", field)
         text = text[match.end():]
-    elif "://" in text[:16] or text.startswith(("/", "file:")):
-        raise RequestRefused(400, f"{field}: send the image itself (a data: URI or base64), "
-                                  "not a path or URL.", field)
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
+        # Said only once it is not base64: "/" is a base64 letter, and every JPEG's
+        # base64 starts with "/9j/". Nothing is ever read from a path either way.
+        if "://" in text[:16] or text.startswith(("/", "file:")):
+            raise RequestRefused(400, f"{field}: send the image itself (a data: URI or "
+                                      "base64), not a path or URL.", field) from None
         raise RequestRefused(400, f"{field}: this is not valid base64.", field) from None
     if not data:
         raise RequestRefused(400, f"{field}: the image is empty.", field)
