@@ -128,6 +128,11 @@ def test_a_web_page_of_another_origin_cannot_make_the_server_work(
     assert status == 403, body
     assert "--cors-origin" in body["error"]["message"]  # type: ignore[index]
     assert server.request("GET", "/v1/models", headers={"origin": "null"})[0] == 403
+    # As Ollama: pages served from this machine and desktop apps' own pages get through.
+    for origin in ("http://localhost:5173", "http://127.0.0.1:3000", "app://chat"):
+        assert server.request("GET", "/v1/models", headers={"origin": origin})[0] == 200
+    assert server.request("GET", "/v1/models",
+                          headers={"origin": "http://localhost.evil.example"})[0] == 403
     # /health stays open; clients that are not browsers send no Origin.
     assert server.request("GET", "/health", headers={"origin": "http://evil.example"})[0] == 200
     assert server.request("POST", "/v1/run", run_body())[0] == 200

@@ -30,6 +30,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/health", "/xanylabeling/health"})
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# Origins of desktop apps' own pages, which Ollama's server lets in by default too.
+APP_ORIGIN_SCHEMES = frozenset({"app", "file", "tauri", "vscode-webview", "vscode-file"})
 
 
 def is_loopback(host: str) -> bool:
@@ -169,9 +171,13 @@ class RequestGuard:
     def _origin_allowed(self, origin: str, host: str) -> bool:
         if origin in self.cors_origins or "*" in self.cors_origins:
             return True
-        # The server's own pages (it serves none today) are same-origin.
-        scheme, _, netloc = origin.partition("://")
-        return scheme in ("http", "https") and netloc.lower() == host.strip().lower()
+        scheme, _, netloc = origin.lower().partition("://")
+        if scheme in APP_ORIGIN_SCHEMES:
+            return True  # a desktop app's own page (Electron, Tauri, VS Code), as Ollama
+        # The server's own pages (it serves none today), and pages served from this
+        # machine, as Ollama allows them: a remote page's Origin names its own host.
+        return scheme in ("http", "https") and (
+            netloc == host.strip().lower() or host_name(netloc) in LOCAL_NAMES)
 
     def _too_large(self) -> str:
         return (f"The request is larger than this server accepts "
