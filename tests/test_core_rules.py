@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from app.batch.job import BatchJob
-from app.batch.record_keys import keys_of
+from app.batch.record_keys import ResultsFileError, keys_of
 from app.batch.results_log import ResultsLog
 from app.engine.context_size import context_new_tokens, engine_config
 from app.engine.events import GenerationOptions
@@ -124,6 +124,17 @@ def test_a_resumed_file_counts_only_what_answers_the_job(tmp_path: Path) -> None
         assert snapshot.has_entry(keys_of(lines[0])[1])
     with ResultsLog(out, resume=True, job=_job(max_new=8, temperature=1.0, seed=3)) as log:
         assert log.has_entry(keys_of(lines[2])[1]) and log.other_options_records == 2
+
+
+@pytest.mark.parametrize("bad", ['"abc"', "1e400", "[8]"])
+def test_a_results_line_with_a_bad_limit_is_a_sentence(tmp_path: Path, bad: str) -> None:
+    # The limit is read by the max-tokens rule after the line's keys were checked: a value
+    # that int() refuses raised ValueError/OverflowError/TypeError, a traceback on resume.
+    out = tmp_path / "r.jsonl"
+    line = json.dumps(_record("/a.png", 8, "max_tokens", 8))
+    out.write_text(line.replace('"max_new_tokens": 8', f'"max_new_tokens": {bad}') + "\n")
+    with pytest.raises(ResultsFileError, match="Line 1 of"):
+        ResultsLog(out, resume=True, job=_job(max_new=8))
 
 
 # --- one model resolver -------------------------------------------------------------------

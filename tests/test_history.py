@@ -77,6 +77,17 @@ def test_round_trip_keeps_every_field_and_rebuilds_objects(store: HistoryStore) 
     assert store.warning is None
 
 
+def test_an_image_name_that_is_not_utf8_is_stored_and_found(store: HistoryStore) -> None:
+    # On Linux a file name is bytes; Python hands a non-UTF-8 one over with lone
+    # surrogates, which SQLite's text binding refuses (UnicodeEncodeError, not a
+    # HistoryError): the finished result was lost and the image's results list failed.
+    path = os.fsdecode(b"/photos/caf\xe9.jpg")
+    record_id = store.add(_record(image_path=path))
+    assert store.get(record_id).image_path == path  # type: ignore[union-attr]
+    assert [r.id for r in store.for_image("", path)] == [record_id]
+    assert [r.id for r in store.recent(search="caf")] == [record_id]
+
+
 def test_get_of_an_unknown_id_is_none(store: HistoryStore) -> None:
     assert store.get(12345) is None
 

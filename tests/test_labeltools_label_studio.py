@@ -405,6 +405,25 @@ def test_absolute_path_and_symlink_out_of_the_folder_are_refused(
         resolve_image_reference("/data/local-files/?d=photos/link.png", local_files)
 
 
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "http://localhost:99999/data/upload/3/abc.jpg",  # port out of range
+        "http://localhost:abc/data/upload/3/abc.jpg",  # port not a number
+        "http://[::1/data/upload/3/abc.jpg",  # unclosed IPv6 bracket
+        "/data/local-files/?d=photos/cat%00.png",  # NUL byte in the path
+    ],
+)
+def test_malformed_references_get_a_sentence_not_a_crash(
+    local_files: LabelStudioAccess, reference: str
+) -> None:
+    # urlsplit and Path.resolve raise ValueError on these; /predict catches only
+    # LabelToolError per task, so a ValueError failed the whole batch with a 500.
+    access = LabelStudioAccess("http://localhost:8080", "k3y", local_files.local_files_root)
+    with pytest.raises(ImageSourceError):
+        resolve_image_reference(reference, access)
+
+
 def _jwt(claims: dict) -> str:
     def part(data: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")

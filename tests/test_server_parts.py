@@ -203,3 +203,30 @@ def test_the_served_model_is_planned_and_loaded_by_the_core(converted) -> None:
         assert job.job_id >= 1_000_000 and not job.skip_if_done
     finally:
         host.close()
+
+
+def test_only_the_image_formats_palidesk_opens_are_accepted() -> None:
+    """A request's image goes only to the decoders of the formats the window opens: an
+    EPS would otherwise be rendered by Ghostscript (Pillow runs it on load), a
+    PostScript interpreter fed by whoever can reach the server."""
+    import io
+
+    from PIL import Image
+
+    from app.server.request_errors import RequestRefused
+    from app.server.served_images import check_image
+
+    def encoded(fmt: str, **options: object) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), "red").save(buffer, fmt, **options)
+        return buffer.getvalue()
+
+    assert check_image(encoded("PNG"), "image") == ".png"
+    assert check_image(encoded("JPEG"), "image") == ".jpg"
+    # A phone's multi-picture JPEG reads as MPO: still a JPEG file.
+    assert check_image(encoded("MPO", save_all=True,
+                               append_images=[Image.new("RGB", (8, 8))]), "image") == ".jpg"
+    with pytest.raises(RequestRefused) as refused:
+        check_image(encoded("EPS"), "image")
+    assert refused.value.status == 400
+    assert "JPEG" in refused.value.message and "PNG" in refused.value.message

@@ -117,6 +117,30 @@ def test_no_cors_unless_asked(server: ServerProcess, keyed: ServerProcess) -> No
     assert "access-control-allow-origin" not in _preflight(keyed, "http://evil.example")
 
 
+def test_a_web_page_of_another_origin_cannot_make_the_server_work(
+        server: ServerProcess, keyed: ServerProcess) -> None:
+    """Without CORS a page cannot read the answer, but a "simple" cross-site POST (text/plain,
+    no preflight) is still sent: without a key, any page the user opens could run jobs on
+    the engine and fill the history. A browser names the page in Origin; only the
+    --cors-origin ones get through."""
+    status, _, body = server.request("POST", "/v1/run", run_body(), headers={
+        "origin": "http://evil.example", "content-type": "text/plain"})
+    assert status == 403, body
+    assert "--cors-origin" in body["error"]["message"]  # type: ignore[index]
+    assert server.request("GET", "/v1/models", headers={"origin": "null"})[0] == 403
+    # As Ollama: pages served from this machine and desktop apps' own pages get through.
+    for origin in ("http://localhost:5173", "http://127.0.0.1:3000", "app://chat"):
+        assert server.request("GET", "/v1/models", headers={"origin": origin})[0] == 200
+    assert server.request("GET", "/v1/models",
+                          headers={"origin": "http://localhost.evil.example"})[0] == 403
+    # /health stays open; clients that are not browsers send no Origin.
+    assert server.request("GET", "/health", headers={"origin": "http://evil.example"})[0] == 200
+    assert server.request("POST", "/v1/run", run_body())[0] == 200
+    allowed = keyed.request("GET", "/v1/models",
+                            headers={"origin": ORIGIN, "authorization": f"Bearer {KEY}"})
+    assert allowed[0] == 200 and allowed[1].get("access-control-allow-origin") == ORIGIN
+
+
 # --- sizes and numbers -------------------------------------------------------------------
 
 
@@ -153,6 +177,19 @@ def test_a_decompression_bomb_is_refused_before_decoding(server: ServerProcess) 
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("path", ["/v1/run", "/v1/chat/completions", "/predict",
+                                  "/xanylabeling/v1/predict"])
+def test_a_deeply_nested_body_gets_a_sentence(server: ServerProcess, path: str) -> None:
+    # json.loads raises RecursionError (not ValueError) past ~1,000 levels: a bare 500.
+    status, _, body = server.request("POST", path, raw=b"[" * 100_000)
+    assert isinstance(body, dict), body
+    if path.startswith("/xanylabeling"):  # X-AnyLabeling's shape: 200, success false
+        assert status == 200 and body["success"] is False, body
+    else:
+        assert status == 400, body
+        assert "not valid JSON" in body["error"]["message"], body
+
+
 @pytest.mark.parametrize(("field", "raw_value"), [
     ("temperature", "NaN"), ("temperature", "Infinity"), ("temperature", "-1"),
     ("top_p", "0"), ("top_p", "NaN"), ("max_tokens", "-5"), ("max_tokens", "100000000"),
@@ -184,6 +221,23 @@ def test_chat_numbers_are_range_checked(server: ServerProcess, field: str,
 
 
 # --- images and models named by a request --------------------------------------------------
+
+
+def test_a_jpeg_sent_as_raw_base64_is_not_taken_for_a_path(server: ServerProcess) -> None:
+    # A JPEG's base64 starts with "/9j/" (its first byte is 0xFF): the path check must not
+    # refuse it, or no JPEG could be sent as the base64 the docs offer.
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "blue").save(buffer, "JPEG")
+    raw = base64.b64encode(buffer.getvalue()).decode()
+    assert raw.startswith("/9j/")
+    status, _, record = server.request("POST", "/v1/run", run_body(image=raw))
+    assert status == 200, record
+    assert record["image_size"] == [64, 48]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1/cat.png", "https://example.com/cat.png",

@@ -127,7 +127,8 @@ class ResultsLog:
         try:
             record = json.loads(line)
             keys_of(record)
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            record_answers(record, 1)  # its limit and length are readable too
+        except (ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:
             raise ResultsFileError(
                 f"Line {number} of {self.path} is not a palidesk batch record, so this file "
                 "cannot be resumed. Choose another --out file."

@@ -100,7 +100,8 @@ class HistoryStore:
         if search:
             pattern = "%" + _escape_like(search) + "%"
             clauses.append(
-                "(image_path LIKE ? ESCAPE '\\' OR prompt LIKE ? ESCAPE '\\' "
+                # CAST: a name kept as bytes (_path_value) is a BLOB, which LIKE never matches.
+                "(CAST(image_path AS TEXT) LIKE ? ESCAPE '\\' OR prompt LIKE ? ESCAPE '\\' "
                 "OR output_text LIKE ? ESCAPE '\\')"
             )
             params += [pattern, pattern, pattern]
@@ -138,7 +139,7 @@ class HistoryStore:
                 f"SELECT id, {_COLUMNS} FROM results WHERE "
                 "(image_sha256 != '' AND image_sha256 = ?) OR image_path = ? "
                 "ORDER BY created DESC, id DESC",
-                (image_sha256, image_path),
+                (image_sha256, _path_value(image_path)),
             ).fetchall()
         return [_record(row) for row in rows]
 
@@ -228,7 +229,7 @@ class HistoryStore:
 def _row_values(record: HistoryRecord) -> tuple[object, ...]:
     return (
         record.created,
-        record.image_path,
+        _path_value(record.image_path),
         record.image_sha256,
         record.image_width,
         record.image_height,
@@ -251,7 +252,7 @@ def _record(row: sqlite3.Row) -> HistoryRecord:
     return HistoryRecord(
         id=row["id"],
         created=row["created"],
-        image_path=row["image_path"],
+        image_path=_path_text(row["image_path"]),
         image_sha256=row["image_sha256"],
         image_width=row["image_width"],
         image_height=row["image_height"],
@@ -268,6 +269,21 @@ def _record(row: sqlite3.Row) -> HistoryRecord:
         options_key=row["options_key"],
         max_new_tokens=row["max_new_tokens"],
     )
+
+
+def _path_value(path: str) -> str | bytes:
+    """What the database keeps of an image path: its text, or for a name that is not
+    valid UTF-8 (lone surrogates from ``os.fsdecode``, which SQLite's text refuses) the
+    file name's own bytes, kept as a BLOB that reads back as the same string."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _path_text(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def _escape_like(text: str) -> str:

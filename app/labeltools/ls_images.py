@@ -78,7 +78,13 @@ def resolve_image_reference(reference: str, access: LabelStudioAccess) -> ImageS
     text = reference.strip() if isinstance(reference, str) else ""
     if not text:
         raise ImageSourceError("The task's image field is empty.")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises for a port that is not one (":abc", ":99999")
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
+        raise ImageSourceError(
+            f'"{_short(text)}" is not a URL PaliDesk can read ({exc}).'
+        ) from None
     scheme = parts.scheme.lower()
     if scheme and scheme not in ("http", "https"):
         raise ImageSourceError(
@@ -86,7 +92,7 @@ def resolve_image_reference(reference: str, access: LabelStudioAccess) -> ImageS
             "configured Label Studio or its local-files folder only."
         )
     if scheme:
-        _check_same_origin(parts.scheme, parts.hostname, parts.port, access)
+        _check_same_origin(parts.scheme, parts.hostname, port, access)
     elif not text.startswith("/") or text.startswith("//"):
         raise ImageSourceError(
             f'"{_short(text)}" is not a Label Studio image URL (they start with /data/ or '
@@ -174,6 +180,9 @@ def _local_file(query: str, root: Path) -> Path:
     if not values or not values[-1].strip():
         raise ImageSourceError("The local-files URL names no file (its ?d= is empty).")
     wanted = values[-1]
+    if "\0" in wanted:  # Path.resolve raises ValueError on it, not OSError
+        raise ImageSourceError("The local-files path holds a NUL character, which no file "
+                               "name does.")
     # Label Studio writes "/" on every platform; ".." is refused before any resolving.
     posix = PurePosixPath(wanted.replace("\\", "/"))
     pieces = posix.parts

@@ -45,7 +45,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     try:
         body = json.loads(await request.body())
         chat = ChatRequest.model_validate(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting past ~1,000
         if isinstance(exc, ValidationError):
             raise RequestRefused(400, *validation_sentence(exc)) from None
         raise RequestRefused(400, "The body is not valid JSON.") from None

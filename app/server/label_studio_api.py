@@ -54,7 +54,7 @@ def access_of(request: Request) -> LabelStudioAccess:
 async def _json(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting past ~1,000
         raise RequestRefused(400, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise RequestRefused(400, "The body must be a JSON object.")

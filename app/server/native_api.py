@@ -103,7 +103,7 @@ async def _json_body(request: Request) -> object:
     raw = await request.body()
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting past ~1,000
         raise RequestRefused(400, "The body is not valid JSON.") from None
 
 

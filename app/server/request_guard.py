@@ -5,6 +5,9 @@ needs no web framework and guards every route alike):
   whose own name was re-pointed at 127.0.0.1 (DNS rebinding) is turned away;
 - the API key, when one is set (``Authorization: Bearer KEY``, or X-AnyLabeling's
   ``Token: KEY``); ``/health`` stays open for health checks;
+- the Origin header, which browsers send with a page's cross-site requests: only the
+  ``--cors-origin`` ones (or the server's own) pass, as without CORS a page cannot read
+  an answer but its "simple" POST (text/plain, no preflight) would still run a job;
 - the body size (413 past the limit, counted as it arrives, whatever Content-Length says).
 """
 
@@ -27,6 +30,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/health", "/xanylabeling/health"})
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# Origins of desktop apps' own pages, which Ollama's server lets in by default too.
+APP_ORIGIN_SCHEMES = frozenset({"app", "file", "tauri", "vscode-webview", "vscode-file"})
 
 
 def is_loopback(host: str) -> bool:
@@ -86,8 +91,9 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 class RequestGuard:
     def __init__(self, app: ASGIApp, *, bind_host: str, api_key: str | None,
-                 max_body: int = DEFAULT_MAX_BODY) -> None:
+                 max_body: int = DEFAULT_MAX_BODY, cors_origins: Iterable[str] = ()) -> None:
         self.app = app
+        self.cors_origins = frozenset(cors_origins)
         self.hosts = allowed_host_names(bind_host)
         self.api_key = api_key
         self.max_body = max_body
@@ -144,6 +150,12 @@ class RequestGuard:
             if host not in self.hosts:
                 return 400, (f"The Host header {values.get('host', '')!r} does not name "
                              "this server; use http://127.0.0.1 or http://localhost."), {}
+        origin = values.get("origin")
+        if (origin is not None and scope.get("path") not in OPEN_PATHS
+                and not self._origin_allowed(origin, values.get("host", ""))):
+            return 403, (f"Requests from the web page at {origin!r} are refused: browsers "
+                         "reach this server only from the origins given with "
+                         "--cors-origin."), {}
         length = values.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
             return 413, self._too_large(), {}
@@ -155,6 +167,17 @@ class RequestGuard:
                              "'Authorization: Bearer KEY' (or 'Token: KEY')."), {
                     "www-authenticate": "Bearer"}
         return None
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        if origin in self.cors_origins or "*" in self.cors_origins:
+            return True
+        scheme, _, netloc = origin.lower().partition("://")
+        if scheme in APP_ORIGIN_SCHEMES:
+            return True  # a desktop app's own page (Electron, Tauri, VS Code), as Ollama
+        # The server's own pages (it serves none today), and pages served from this
+        # machine, as Ollama allows them: a remote page's Origin names its own host.
+        return scheme in ("http", "https") and (
+            netloc == host.strip().lower() or host_name(netloc) in LOCAL_NAMES)
 
     def _too_large(self) -> str:
         return (f"The request is larger than this server accepts "

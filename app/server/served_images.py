@@ -23,8 +23,12 @@ from app.engine.image_input import MAX_PIXELS
 from app.server.request_errors import RequestRefused
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+/-]*)(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
-_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
-             "TIFF": ".tif"}
+# The formats the window opens (app.engine.image_files), by Pillow's names; MPO is a phone's
+# multi-picture JPEG. Only these decoders see a request's bytes: Pillow would otherwise
+# try every format it knows, EPS among them, which it renders by running Ghostscript.
+_SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif",
+             "BMP": ".bmp", "TIFF": ".tif"}
+_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 
 
 def image_bytes(value: str, field: str) -> bytes:
@@ -39,12 +43,14 @@ def image_bytes(value: str, field: str) -> bytes:
             raise RequestRefused(400, f"{field}: only base64 data: URIs are accepted "
                                       "(data:image/png;base64,...).", field)
         text = text[match.end():]
-    elif "://" in text[:16] or text.startswith(("/", "file:")):
-        raise RequestRefused(400, f"{field}: send the image itself (a data: URI or base64), "
-                                  "not a path or URL.", field)
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
+        # Said only once it is not base64: "/" is a base64 letter, and every JPEG's
+        # base64 starts with "/9j/". Nothing is ever read from a path either way.
+        if "://" in text[:16] or text.startswith(("/", "file:")):
+            raise RequestRefused(400, f"{field}: send the image itself (a data: URI or "
+                                      "base64), not a path or URL.", field) from None
         raise RequestRefused(400, f"{field}: this is not valid base64.", field) from None
     if not data:
         raise RequestRefused(400, f"{field}: the image is empty.", field)
@@ -57,22 +63,23 @@ def check_image(data: bytes, field: str) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            # MPO has no opener of its own: the JPEG one returns it.
+            image = Image.open(io.BytesIO(data), formats=[f for f in _SUFFIXES if f != "MPO"])
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise RequestRefused(
                     413, f"{field}: the image is {width} x {height} pixels; PaliDesk opens "
                          f"images up to {MAX_PIXELS // 1_000_000} megapixels.", field)
             image.load()  # a truncated file is refused here, not on the engine's thread
-            suffix = _SUFFIXES.get(image.format or "", ".img")
+            suffix = _SUFFIXES[image.format or ""]
     except RequestRefused:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise RequestRefused(413, f"{field}: the image is larger than PaliDesk opens "
                                   f"({MAX_PIXELS // 1_000_000} megapixels).", field) from None
     except UnidentifiedImageError:
-        raise RequestRefused(400, f"{field}: this is not an image PaliDesk can read.",
-                             field) from None
+        raise RequestRefused(400, f"{field}: this is not an image PaliDesk can read "
+                                  f"(it reads {_FORMATS}).", field) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise RequestRefused(400, f"{field}: the image is damaged or truncated ({exc}).",
                              field) from None

@@ -48,4 +48,5 @@ def build_app(state: ServeState, *, bind_host: str, api_key: str | None = None,
         served = CORSMiddleware(served, allow_origins=list(cors_origins),
                                 allow_methods=["GET", "POST", "OPTIONS"],
                                 allow_headers=["authorization", "content-type", "token"])
-    return RequestGuard(served, bind_host=bind_host, api_key=api_key, max_body=max_body)
+    return RequestGuard(served, bind_host=bind_host, api_key=api_key, max_body=max_body,
+                        cors_origins=cors_origins)

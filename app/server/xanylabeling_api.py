@@ -69,7 +69,7 @@ async def predict(request: Request) -> JSONResponse:
     state.require_model(None)
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting past ~1,000
         return _failure("INVALID_REQUEST", "The body is not valid JSON.")
     if not isinstance(body, dict):
         return _failure("INVALID_REQUEST", "The body must be a JSON object.")
