@@ -127,6 +127,22 @@ def test_each_result_is_stored_once_and_marked_as_served(server: ServerProcess) 
     assert Path(stored["image_path"]).read_bytes() == (IMAGES / "noise_97x150.png").read_bytes()
 
 
+def test_a_sampled_chat_without_a_seed_differs_from_call_to_call(server: ServerProcess) -> None:
+    """As with OpenAI: no seed means a new random one (it was always seed 0, so every
+    "random" answer repeated); the same seed gives the same answer."""
+    client = openai.OpenAI(base_url=f"{server.base}/v1", api_key="unused")
+    messages = chat_body("caption en", 20)["messages"]
+
+    def answer(**seed: int) -> str:
+        completion = client.chat.completions.create(
+            model="pg2-tiny-224", messages=messages, max_tokens=20, temperature=1.0, **seed)
+        return completion.choices[0].message.content or ""
+
+    unseeded = {answer() for _ in range(3)}
+    assert len(unseeded) > 1  # 20 tokens sampled at temperature 1 by a random model
+    assert answer(seed=7) == answer(seed=7)
+
+
 def test_openai_client_non_streaming_and_streaming(server: ServerProcess) -> None:
     client = openai.OpenAI(base_url=f"{server.base}/v1", api_key="unused")
     messages = chat_body("detect cat ; dog", 20)["messages"]

@@ -60,7 +60,9 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         options = GenerationOptions(
             max_new_tokens=chat.max_completion_tokens or chat.max_tokens or 128,
             temperature=chat.temperature or 0.0, top_p=chat.top_p or 1.0,
-            seed=chat.seed if chat.seed is not None else 0)
+            # No seed: a new random one, as OpenAI's samples differ from call to call
+            # (greedy decoding, the default, ignores it).
+            seed=chat.seed if chat.seed is not None else -1)
     except PaliDeskError as exc:
         raise RequestRefused(400, str(exc), "messages") from None
     job = state.make_job(data, suffix, task, options)
