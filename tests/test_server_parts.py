@@ -230,3 +230,35 @@ def test_only_the_image_formats_palidesk_opens_are_accepted() -> None:
         check_image(encoded("EPS"), "image")
     assert refused.value.status == 400
     assert "JPEG" in refused.value.message and "PNG" in refused.value.message
+
+
+def test_an_image_check_leaves_the_event_loop_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking an image decodes all of it; done on the event loop, /health and every other
+    request waited for it. The loop must keep turning while a (slow) check runs."""
+    import asyncio
+
+    from app.server import served_images
+
+    def slow_check(data: bytes, field: str) -> str:
+        time.sleep(0.3)  # a large photo being decoded
+        return ".png"
+
+    monkeypatch.setattr(served_images, "check_image", slow_check)
+
+    async def scenario() -> tuple[str, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        suffix = await served_images.checked_image(b"...", "image")
+        task.cancel()
+        return suffix, ticks
+
+    suffix, ticks = asyncio.run(scenario())
+    assert suffix == ".png"
+    assert ticks >= 5  # on the loop itself it would be 0

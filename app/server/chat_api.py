@@ -30,7 +30,7 @@ from app.server.job_stream import Dropped, JobStream
 from app.server.native_api import state_of, validation_sentence
 from app.server.request_errors import RequestRefused
 from app.server.schemas import ChatMessage, ChatRequest, ImageURL
-from app.server.served_images import check_image, image_bytes
+from app.server.served_images import checked_image, image_bytes
 from app.session.job import JobOutcome
 
 router = APIRouter()
@@ -54,7 +54,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         raise RequestRefused(400, f"PaliGemma does not call tools. {ACCEPTS}.", "tools")
     prompt, image = _prompt_and_image(chat.messages)
     data = image_bytes(image, "messages.image_url")
-    suffix = check_image(data, "messages.image_url")
+    suffix = await checked_image(data, "messages.image_url")
     try:
         task = request_from_prompt(prompt)
         options = GenerationOptions(

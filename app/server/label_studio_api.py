@@ -33,7 +33,7 @@ from app.server.engine_host import LoadedModel, answer_text
 from app.server.job_stream import JobStream, outcome_of
 from app.server.native_api import state_of
 from app.server.request_errors import RequestRefused
-from app.server.served_images import check_image
+from app.server.served_images import checked_image
 from app.tasks import TaskRequest
 
 log = logging.getLogger("palidesk.server")
@@ -124,7 +124,7 @@ async def _prediction(request: Request, model: LoadedModel, plan: TaskPlan,
             try:
                 data = await asyncio.to_thread(fetch_image_bytes, job.image,
                                                max_bytes=request.app.state.max_body)
-                images[job.image] = data, check_image(data, f"tasks.{index}.data")
+                images[job.image] = data, await checked_image(data, f"tasks.{index}.data")
             except (LabelToolError, RequestRefused) as exc:
                 log.warning("Label Studio task %s: %s", plan.task_id, exc)
                 return empty_prediction(model.version)

@@ -19,7 +19,7 @@ from app.server.job_stream import Dropped, JobStream
 from app.server.request_errors import RequestRefused
 from app.server.schemas import RunOptions, RunRequest
 from app.server.serve_state import ServeState
-from app.server.served_images import check_image, image_bytes
+from app.server.served_images import checked_image, image_bytes
 from app.session.job import CANCELLED, DONE, JobOutcome
 
 router = APIRouter()
@@ -70,7 +70,7 @@ async def run(request: Request) -> JSONResponse:
         data = image_bytes(options.image, "image")
         name = options.image_name
     state.require_model(options.model)
-    suffix = check_image(data, "image")
+    suffix = await checked_image(data, "image")
     try:
         task = request_for(options.task, options.prompt, options.lang, options.caption_style,
                            options.classes)

@@ -30,7 +30,7 @@ from app.server.engine_host import answer_text
 from app.server.job_stream import JobStream, outcome_of
 from app.server.native_api import state_of
 from app.server.request_errors import RequestRefused
-from app.server.served_images import check_image, image_bytes
+from app.server.served_images import checked_image, image_bytes
 
 PREFIX = "/xanylabeling"
 ANSWER_TOKENS = 256
@@ -82,7 +82,7 @@ async def predict(request: Request) -> JSONResponse:
         return _failure("INVALID_REQUEST", str(exc))
     try:
         image = image_bytes(str(body.get("image", "")), "image")
-        suffix = check_image(image, "image")
+        suffix = await checked_image(image, "image")
     except RequestRefused as exc:
         if exc.status == 413:
             raise
