@@ -2,7 +2,7 @@
 process, compared with `palidesk batch` on the same images.
 
     .venv/bin/python bench/serve_load.py                  # tiny test model, 200 requests
-    .venv/bin/python bench/serve_load.py --model /work/bench-models/pg2-3b-224-gguf \\
+    .venv/bin/python bench/serve_load.py --model "$PALIDESK_BENCH_MODELS"/pg2-3b-224-gguf \\
         --quant Q4_K_M --requests 200 --tokens 16
 
 Every request is a `POST /v1/run` of a distinct random 224x224 PNG (so neither the image
