@@ -10,9 +10,9 @@ from pathlib import Path
 
 def pull_decoder(models_dir: Path) -> Path:
     """Download the decoder with progress on stderr (kept if already there)."""
-    from app.cli.progress_printer import ProgressPrinter
+    from app.cli.progress_printer import transfer_printer
     from app.models.mask_decoder import decoder_url, download_decoder
 
     print(f"mask decoder: {decoder_url()}", file=sys.stderr)
-    with ProgressPrinter() as printer:
+    with transfer_printer() as printer:
         return download_decoder(models_dir, progress=printer)

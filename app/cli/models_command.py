@@ -195,7 +195,7 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
         check_install_name,
         check_quant_types,
     )
-    from app.cli.progress_printer import ProgressPrinter
+    from app.cli.progress_printer import transfer_printer
     from app.models.prepare import PrepareRequest, prepare_model
 
     quants = tuple(q.strip().upper() for q in args.quant.split(",") if q.strip())
@@ -217,7 +217,7 @@ def _prepare(args: argparse.Namespace, repo_id: str | None) -> int:
         request = PrepareRequest(name, quants, local_path=Path(args.path))
     check_install_name(request.name)
     models = _installed(args)
-    with ProgressPrinter() as printer:
+    with transfer_printer() as printer:  # a pull or an import: mostly a download
         folder = prepare_model(request, models, progress=printer)
     print(f"installed {request.name} in {folder}", file=sys.stderr)
     if repo_id is not None and not args.no_mask_decoder:
@@ -242,7 +242,7 @@ def _offer_mask_decoder(models_dir: Path) -> None:
 
 
 def _download_only(args: argparse.Namespace) -> int:
-    from app.cli.progress_printer import ProgressPrinter
+    from app.cli.progress_printer import transfer_printer
     from app.models.disk_space import format_size
     from app.models.download import download_checkpoint, plan_download
 
@@ -251,7 +251,7 @@ def _download_only(args: argparse.Namespace) -> int:
 
     print(f"{plan.repo_id} at {plan.commit[:12]}: {counted(len(plan.files), 'file')}, "
           f"{format_size(plan.total_bytes)}", file=sys.stderr)
-    with ProgressPrinter() as printer:
+    with transfer_printer() as printer:
         folder = download_checkpoint(plan, args.dest, token=args.token, progress=printer)
     print(f"downloaded {plan.repo_id} to {folder}", file=sys.stderr)
     return 0

@@ -40,3 +40,9 @@ class ProgressPrinter:
         if self._open_line:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def transfer_printer(stream: TextIO | None = None) -> ProgressPrinter:
+    """Progress of a download: a line at least once a second in a log too, so bytes, speed
+    and time left show whatever the link (other work prints every 2 s there)."""
+    return ProgressPrinter(stream, interval_s=1.0)
