@@ -58,6 +58,16 @@ def _pin_this_xdist_worker() -> None:
 _pin_this_xdist_worker()
 
 
+def every_cpu() -> None:
+    """``preexec_fn`` for a subprocess that needs the whole machine, not its worker's
+    CPUs: 2-thread runs (tests/test_determinism.py), and Ray, whose local instance (its
+    servers, its workers, their models) crowded onto one CPU: the three longest Ray tests
+    took 57 s so, 45 s with both (one suite run each, idle machine)."""
+    every = os.environ.get("PALIDESK_TEST_ALL_CPUS")
+    if every and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(cpu) for cpu in every.split(",")})
+
+
 @pytest.fixture(scope="session")
 def reference() -> dict:
     return json.loads((TINY / "reference.json").read_text())

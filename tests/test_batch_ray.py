@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from batch_dataset import make_dataset, without_timings
 
+from conftest import every_cpu
+
 pytest.importorskip(
     "ray.data", reason="Ray is not installed: `pip install -e '.[cluster]'` (part of --dev)"
 )
@@ -25,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def batch(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "app.cli.main", "batch", *map(str, args)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+                          capture_output=True, text=True, timeout=900, cwd=ROOT,
+                          preexec_fn=every_cpu)
 
 
 def records(path: Path) -> dict[str, dict]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import IMAGES
+from conftest import IMAGES, every_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = 2000
@@ -30,19 +29,12 @@ def _busy_loop(seconds: float) -> None:
         pass
 
 
-def _every_cpu() -> None:
-    # Under xdist each worker keeps to its own CPUs (conftest.py); 2 threads need 2.
-    every = os.environ.get("PALIDESK_TEST_ALL_CPUS")
-    if every and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {int(cpu) for cpu in every.split(",")})
-
-
 def _greedy_tokens(model: Path, threads: int) -> list[int]:
     done = subprocess.run(
         [sys.executable, "-m", "app.cli.main", "run", "--model", str(model),
          "--task", "caption", "--max-tokens", str(TOKENS), "--threads", str(threads),
          "--json", str(IMAGES / "shapes_320x240.png")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, preexec_fn=_every_cpu,
+        capture_output=True, text=True, timeout=300, cwd=ROOT, preexec_fn=every_cpu,
     )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)

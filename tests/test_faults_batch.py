@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from batch_dataset import make_dataset
 
-from conftest import IMAGES
+from conftest import IMAGES, every_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = [sys.executable, "-m", "app.cli.main"]
@@ -55,7 +55,7 @@ def _check_stopped_and_resume(child: subprocess.Popen, sent: float, out: Path,
     done_before = [json.loads(line)["image"] for line in kept.splitlines()]
     assert 3 <= len(done_before) < len(expected)
     resumed = subprocess.run([*args, "--resume"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=900)
+                             preexec_fn=every_cpu if "--ray" in args else None, timeout=900)
     assert resumed.returncode == 1, resumed.stderr  # the dataset's broken files
     assert out.read_bytes().startswith(kept)  # nothing finished lost or rewritten
     images = [json.loads(line)["image"] for line in out.read_text().splitlines()]
@@ -88,7 +88,7 @@ def test_ctrl_c_stops_a_ray_batch_and_resume_completes(model, tmp_path):
             "caption", "--max-tokens", "400", "--out", str(out), "--ray", "local",
             "--ray-workers", "1", "--ray-cpus-per-worker", "1", "--no-progress"]
     child = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=every_cpu)
     sent = _interrupt_when(child, out, 3)
     # Ray's own shutdown takes a few seconds on 2 shared cores; the workers stop with it.
     stderr = _check_stopped_and_resume(child, sent, out, args, expected, limit_s=30.0)
