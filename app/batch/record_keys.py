@@ -10,11 +10,10 @@ the file is read (``ResultsLog``), with ``done_rule.record_answers``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 from app.errors import PaliDeskError
-from app.session.done_rule import record_work_key, work_key
+from app.session.done_rule import key_of, record_work_key, work_key
 
 # Fields every batch record carries, on top of ``run --json``'s. ``options_key`` and
 # ``max_new_tokens`` came later: a record without them reads as greedy, limit unknown.
@@ -31,9 +30,7 @@ content_key = work_key
 
 def entry_key(content: bytes, image: str) -> bytes:
     """The key of (content key, path): one record per path and content."""
-    # surrogatepass: a file name that is not valid UTF-8 still has a key (its own).
-    return hashlib.blake2b(f"{content.hex()}\0{image}".encode("utf-8", "surrogatepass"),
-                           digest_size=16).digest()
+    return key_of(content.hex(), image)
 
 
 def keys_of(record: Mapping[str, object]) -> tuple[bytes, bytes]:

@@ -40,7 +40,7 @@ def work_key(image_sha256: str | None, image: str, prompt: str, pair_id: str, qu
     file (new bytes, new digest) is. 16-byte BLAKE2b digests: a million fit in ~100 MB.
     """
     subject = image_sha256 if image_sha256 else f"unreadable:{image}"
-    return _digest(subject, prompt, pair_id, quant.upper(), options or GREEDY)
+    return key_of(subject, prompt, pair_id, quant.upper(), options or GREEDY)
 
 
 def record_work_key(record: Mapping[str, object]) -> bytes:
@@ -65,7 +65,8 @@ def record_answers(record: Mapping[str, object], max_new_tokens: int) -> bool:
                         int(record.get("max_new_tokens") or 0), max_new_tokens)
 
 
-def _digest(*parts: str) -> bytes:
+def key_of(*parts: str) -> bytes:
+    """The 16-byte key of ``parts`` (the work key's, and batch's per-path entry key)."""
     # surrogatepass: a file name that is not valid UTF-8 still has a key (its own).
     return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"),
                            digest_size=16).digest()

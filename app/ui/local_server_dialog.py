@@ -28,6 +28,7 @@ from app.server.engine_host import EngineHost, LoadedModel, ServedToken
 from app.server.job_queue import QueueClosed, QueueFull
 from app.server.listener import DEFAULT_PORT
 from app.session.job import Job, JobOutcome, JobStarted
+from app.tasks.output_text import END_MARKER
 from app.tasks.task_runner import ObjectEvent
 from app.ui.engine_worker import EngineThread
 from app.ui.engine_worker import LoadedModel as WindowModel
@@ -97,7 +98,7 @@ class WindowJobQueue(QObject):
     @Slot(int, str)
     def _token(self, job_id: int, text: str) -> None:
         if sink := self._sink(job_id):
-            sink(ServedToken("" if text == "<eos>" else text, -1))
+            sink(ServedToken("" if text == END_MARKER else text, -1))
 
     @Slot(int, object)
     def _object(self, job_id: int, obj: object) -> None:
