@@ -55,7 +55,8 @@ def model_display_name(folder: Path) -> str:
     it shows once loaded), else the folder's name."""
     try:
         from app.model_files.model_folder import ModelFolder
+        from app.session.load_plan import display_name
 
-        return str(ModelFolder(folder).manifest.source.get("name") or folder.name)
+        return display_name(ModelFolder(folder))
     except (PaliDeskError, OSError, ValueError):
         return folder.name
